@@ -1,0 +1,58 @@
+# One command each: `make demo` (set up + main job) and `make test` (set up + every test).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := .make
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Tests and the demo never reach a model hub: weights come from a local cache or are random.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup demo test test-py test-js docs bench lint clean js
+
+setup: $(STAMP)/venv $(STAMP)/chromium
+
+$(STAMP):
+	mkdir -p $(STAMP)
+
+# Front end: TypeScript in js/, bundled into nbfeat/static/ (users never need npm).
+$(STAMP)/js: js/package.json js/package-lock.json $(wildcard js/src/*) $(wildcard js/build.mjs) | $(STAMP)
+	cd js && npm ci --no-audit --no-fund && npm run build
+	touch $@
+
+js: $(STAMP)/js
+
+$(STAMP)/venv: pyproject.toml $(STAMP)/js | $(STAMP)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+# Debian's Chromium drives the real-browser widget tests (Playwright cannot download its own here).
+$(STAMP)/chromium: | $(STAMP)
+	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	touch $@
+
+demo: $(STAMP)/venv
+	$(BIN)/python -m nbfeat.demo --out demo_output
+
+test: setup test-js test-py docs
+
+test-py: setup
+	$(BIN)/python -m pytest -q tests
+
+test-js: $(STAMP)/js
+	cd js && npm test
+
+docs: $(STAMP)/venv
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
+
+bench: $(STAMP)/venv
+	$(BIN)/python -m bench.run
+
+lint: $(STAMP)/venv
+	$(BIN)/ruff check nbfeat tests bench
+
+clean:
+	rm -rf $(STAMP) $(VENV) js/node_modules nbfeat/static/*.js nbfeat/static/*.css site demo_output

@@ -1,0 +1,1 @@
+"""Inputs (folders, paths, PIL, arrays, tensors, text) and the labelled xarray output."""

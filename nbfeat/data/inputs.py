@@ -1,0 +1,226 @@
+"""What a user can pass as inputs, turned into one list of samples with ids and labels.
+
+Accepted: an image folder (recursive; the parent folder name is the label), a glob, a list
+of paths, PIL images, uint8 arrays (HxWxC or NxHxWxC), model-ready float tensors or arrays
+(NxCxHxW), a dict {id: image}, or, for text models, a string or a list of strings.
+
+>>> inp = resolve_inputs("images/", modality="image")     # doctest: +SKIP
+>>> inp.samples.head()                                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbfeat.data.images import IMAGE_EXTENSIONS
+from nbfeat.errors import InputError
+
+
+@dataclass
+class Inputs:
+    """Samples in input order. `kind`: files | images | tensor | text."""
+
+    kind: str
+    ids: list[str]
+    labels: list[str]
+    paths: list[str]
+    items: Any  # paths, PIL images / arrays, a float tensor, or texts
+    texts: list[str] | None = None
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (id, path, reason)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def samples(self) -> Any:
+        """A pandas DataFrame: one row per sample (sample, label, path[, text])."""
+        import pandas as pd
+
+        cols: dict[str, Any] = {"sample": self.ids, "label": self.labels, "path": self.paths}
+        if self.texts is not None:
+            cols["text"] = self.texts
+        return pd.DataFrame(cols)
+
+    def subset(self, positions: Any) -> Inputs:
+        """The samples at `positions` (ids kept), e.g. for a preview or a shard."""
+        pos = [int(p) for p in positions]
+        items = self.items[pos] if self.kind == "tensor" else [self.items[p] for p in pos]
+        return Inputs(
+            self.kind,
+            [self.ids[p] for p in pos],
+            [self.labels[p] for p in pos],
+            [self.paths[p] for p in pos],
+            items,
+            None if self.texts is None else [self.texts[p] for p in pos],
+        )
+
+
+def resolve_inputs(
+    inputs: Any,
+    modality: str = "image",
+    ids: list[str] | None = None,
+    labels: list[str] | None = None,
+) -> Inputs:
+    """Normalise any accepted input to `Inputs` (see the module docstring)."""
+    if isinstance(inputs, Inputs):
+        out = inputs
+    elif modality == "text":
+        out = _texts(inputs)
+    else:
+        out = _images(inputs)
+    if ids is not None:
+        if len(ids) != len(out):
+            raise InputError(f"ids has {len(ids)} entries for {len(out)} inputs.")
+        out.ids = [str(i) for i in ids]
+    if labels is not None:
+        if len(labels) != len(out):
+            raise InputError(f"labels has {len(labels)} entries for {len(out)} inputs.")
+        out.labels = [str(x) for x in labels]
+    dupes = _duplicates(out.ids)
+    if dupes:
+        raise InputError(f"Sample ids must be unique; repeated: {', '.join(dupes[:5])}.")
+    if len(out) == 0:
+        raise InputError("No inputs to extract from (an empty list).")
+    return out
+
+
+def _duplicates(ids: list[str]) -> list[str]:
+    seen: set[str] = set()
+    return [i for i in ids if i in seen or seen.add(i)]  # type: ignore[func-returns-value]
+
+
+def _texts(inputs: Any) -> Inputs:
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    if isinstance(inputs, dict):
+        keys, texts = [str(k) for k in inputs], list(inputs.values())
+    else:
+        texts = list(inputs)
+        keys = [str(i) for i in range(len(texts))]
+    bad = [type(t).__name__ for t in texts if not isinstance(t, str)]
+    if bad:
+        raise InputError(f"A text model takes strings; got {bad[0]}.")
+    return Inputs("text", keys, [""] * len(texts), [""] * len(texts), texts, texts=list(texts))
+
+
+def _images(inputs: Any) -> Inputs:
+    import numpy as np
+
+    if isinstance(inputs, str | os.PathLike):
+        return _from_path(os.fspath(inputs))
+    if isinstance(inputs, dict):
+        inner = _images(list(inputs.values()))
+        inner.ids = [str(k) for k in inputs]
+        return inner
+    if _is_tensor(inputs) or isinstance(inputs, np.ndarray):
+        return _from_array(inputs)
+    if not isinstance(inputs, list | tuple):
+        if _is_pil(inputs):
+            inputs = [inputs]
+        else:
+            raise InputError(
+                f"Cannot use {type(inputs).__name__} as image inputs: pass a folder, paths, "
+                "PIL images, arrays or a NxCxHxW tensor."
+            )
+    items = list(inputs)
+    if items and all(isinstance(i, str | os.PathLike) for i in items):
+        paths = [os.path.abspath(os.fspath(p)) for p in items]
+        ids = _unique([Path(p).name if len(set(map(os.path.basename, paths))) == len(paths) else p for p in paths])
+        labels = [Path(p).parent.name for p in paths]
+        return Inputs("files", ids, labels, paths, paths)
+    for i, item in enumerate(items):
+        if not (_is_pil(item) or isinstance(item, np.ndarray) or _is_tensor(item)):
+            raise InputError(f"Input {i} is a {type(item).__name__}; expected a path, a PIL image or an array.")
+    n = len(items)
+    return Inputs("images", [str(i) for i in range(n)], [""] * n, [""] * n, items)
+
+
+def _unique(ids: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for i in ids:
+        k = seen.get(i, 0)
+        out.append(i if k == 0 else f"{i}#{k}")
+        seen[i] = k + 1
+    return out
+
+
+def _from_path(path: str) -> Inputs:
+    if os.path.isdir(path):
+        return _from_folder(path)
+    if os.path.isfile(path):
+        p = os.path.abspath(path)
+        return Inputs("files", [os.path.basename(p)], [Path(p).parent.name], [p], [p])
+    if any(ch in path for ch in "*?["):
+        files = sorted(f for f in globlib.glob(path, recursive=True) if os.path.isfile(f))
+        if not files:
+            raise InputError(f"No files match {path!r}.")
+        return _images(files)
+    raise InputError(f"No such file or folder: {path!r}.")
+
+
+def _from_folder(root: str) -> Inputs:
+    root = os.path.abspath(root)
+    ids, labels, paths, skipped = [], [], [], []
+    # followlinks=False: a symlink loop cannot trap the walk
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            full = os.path.join(dirpath, name)
+            rel = Path(os.path.relpath(full, root)).as_posix()
+            label = Path(rel).parent.name if "/" in rel else ""
+            if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+                ids.append(rel)
+                labels.append(label)
+                paths.append(full)
+            else:
+                skipped.append((rel, full, f"not an image file (extension {Path(name).suffix or 'none'})"))
+    if not ids:
+        raise InputError(
+            f"No images found in {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, recursively)."
+        )
+    return Inputs("files", ids, labels, paths, paths, skipped=skipped)
+
+
+def _from_array(arr: Any) -> Inputs:
+    shape = tuple(arr.shape)
+    is_uint8 = str(arr.dtype) in ("uint8", "torch.uint8")
+    if len(shape) == 4 and not is_uint8:
+        return _tensor_inputs(arr)
+    if len(shape) == 4:  # a stack of uint8 images, NxHxWxC or NxCxHxW
+        items = [arr[i] for i in range(shape[0])]
+    elif len(shape) in (2, 3):
+        if len(shape) == 3 and not is_uint8 and shape[0] in (1, 3) and shape[-1] not in (1, 3, 4):
+            return _tensor_inputs(arr[None])  # a single model-ready CxHxW tensor
+        items = [arr]
+    else:
+        raise InputError(f"Cannot use an array of shape {shape}: expected NxCxHxW, HxWxC or NxHxWxC.")
+    n = len(items)
+    return Inputs("images", [str(i) for i in range(n)], [""] * n, [""] * n, items)
+
+
+def _tensor_inputs(arr: Any) -> Inputs:
+    import numpy as np
+    import torch
+
+    t = torch.as_tensor(np.asarray(arr)) if not _is_tensor(arr) else arr
+    if not t.is_floating_point():
+        raise InputError(f"A model-ready tensor must be float; got {t.dtype}.")
+    if not torch.isfinite(t).all():
+        raise InputError("The input tensor holds NaN or inf values; clean it first (torch.nan_to_num).")
+    n = int(t.shape[0])
+    return Inputs("tensor", [str(i) for i in range(n)], [""] * n, [""] * n, t)
+
+
+def _is_tensor(x: Any) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def _is_pil(x: Any) -> bool:
+    return type(x).__module__.startswith("PIL.")

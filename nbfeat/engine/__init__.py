@@ -1,0 +1,1 @@
+"""Hooks, early exit, pooling and batching: from inputs to feature arrays."""

@@ -1,0 +1,403 @@
+"""An extraction run: resolved inputs and targets, batches in, feature arrays out.
+
+The run is the contract between the engine and its sinks (memory -> xarray, zarr store,
+Dask workers); see docs/architecture.md.
+
+>>> run = bb.prepare("images/", layers=["layer3"], pool="mean")      # doctest: +SKIP
+>>> ds = run.to_xarray(run.iter_batches())                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nbfeat.data.images import ImageReadError, array_to_pil, open_rgb
+from nbfeat.data.inputs import Inputs, resolve_inputs
+from nbfeat.engine.hooks import Capture
+from nbfeat.engine.pooling import Layout, PoolSpec, apply_pool, infer_layout, pooled_dims
+from nbfeat.engine.selection import Target, select
+from nbfeat.errors import InputError
+
+
+@dataclass
+class VarSpec:
+    """One output variable: dims (sample first), shape without sample, dtype, attrs, coords."""
+
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    dtype: Any
+    attrs: dict[str, Any]
+    coords: dict[str, tuple[str, Any]] = field(default_factory=dict)  # name -> (dim, values)
+
+
+@dataclass
+class Batch:
+    positions: np.ndarray
+    features: dict[str, np.ndarray]
+    sample_coords: dict[str, np.ndarray]
+    failed: list[tuple[int, str]]
+
+
+class ExtractionRun:
+    """Everything needed to extract `targets` of a backbone for `inputs`, batch by batch."""
+
+    def __init__(
+        self,
+        bb: Any,
+        inputs: Any,
+        layers: Any = None,
+        nodes: Any = None,
+        pool: Any = None,
+        flatten: bool = False,
+        batch_size: int = 32,
+        num_workers: int | None = None,
+        device: Any = None,
+        ids: list[str] | None = None,
+        labels: list[str] | None = None,
+    ):
+        import torch
+
+        if int(batch_size) < 1:
+            raise InputError(f"batch_size must be at least 1, got {batch_size}.")
+        self.bb = bb
+        self.inputs: Inputs = resolve_inputs(inputs, bb.modality, ids, labels)
+        self.targets: list[Target] = select(bb, layers, nodes, pool)
+        self.flatten = bool(flatten)
+        self.batch_size = int(batch_size)
+        self.num_workers = num_workers
+        self.device = torch.device(device) if device is not None else bb.device
+        self._args = {"layers": _jsonable(layers), "nodes": _jsonable(nodes), "pool": _jsonable(pool), "flatten": self.flatten, "batch_size": self.batch_size}
+        # module path -> distinct pools requested for it (a module may serve several targets)
+        self._pools: dict[str, list[PoolSpec | None]] = {}
+        for t in self.targets:
+            for m in t.modules:
+                if t.pool not in self._pools.setdefault(m, []):
+                    self._pools[m].append(t.pool)
+        self._layouts: dict[str, Layout] = {}
+        self._output_index: dict[str, int] = {}
+        self._mask: Any = None
+        self._text_failed: dict[int, str] = {}
+        if bb.modality == "text":
+            self._tokenize()
+        self.variables: dict[str, VarSpec] = self._probe()
+
+    # ---- public contract -------------------------------------------------------------
+
+    @property
+    def samples(self) -> Any:
+        return self.inputs.samples
+
+    @property
+    def skipped(self) -> list[tuple[str, str, str]]:
+        """Files in an input folder that are not images: (sample id, path, reason)."""
+        return list(self.inputs.skipped)
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return self.bb.provenance()
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """JSON-able arguments that rebuild this run elsewhere (with the same inputs)."""
+        return {"load": self.bb.load_kwargs(), "extract": dict(self._args)}
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes the values: model, weights, targets, preprocessing."""
+        prov = self.attrs
+        key = {
+            "model": prov["model"],
+            "weights": prov["weights"],
+            "dtype": prov["dtype"],
+            "preprocessing": prov["preprocessing"],
+            "targets": [[t.name, list(t.modules), str(t.pool)] for t in self.targets],
+            "flatten": self.flatten,
+            "variables": {n: [list(v.dims), list(v.shape)] for n, v in self.variables.items()},
+        }
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+    def iter_batches(self, positions: Iterable[int] | None = None) -> Iterator[Batch]:
+        """Yield a Batch per `batch_size` inputs (in the order of `positions`)."""
+        import torch
+
+        pos = np.arange(len(self.inputs)) if positions is None else np.asarray(list(positions), dtype=np.int64)
+        with torch.inference_mode(), Capture(self.bb.model, list(self._pools), self._transform) as cap:
+            for positions_, x, failed in self._loader(pos):
+                if x is None:
+                    yield Batch(np.asarray(positions_, dtype=np.int64), {}, {}, failed)
+                    continue
+                outputs = cap.run(lambda: self._forward(x))
+                self._output_index.update(cap.output_index)
+                yield self._assemble(np.asarray(positions_, dtype=np.int64), outputs, failed)
+
+    def to_xarray(self, batches: Iterable[Batch] | None = None, progress: bool = False) -> Any:
+        """Collect batches in memory into labelled xarray (see nbfeat.data.labelled)."""
+        from nbfeat.data.labelled import to_xarray
+
+        batches = self.iter_batches() if batches is None else batches
+        if progress:
+            batches = _progress(batches, len(self.inputs), self.batch_size)
+        return to_xarray(self, batches)
+
+    # ---- inputs ----------------------------------------------------------------------
+
+    def _tokenize(self) -> None:
+        tok = self.bb.tokenizer
+        limit = self.bb.max_length
+        texts = self.inputs.texts or []
+        full = tok(texts, add_special_tokens=True, truncation=False)["input_ids"]
+        ids = [row[:limit] if limit else row for row in full]
+        long = sum(len(a) > len(b) for a, b in zip(full, ids))
+        if long:
+            warnings.warn(
+                f"{long} text(s) longer than the model's context ({limit} tokens) were truncated.",
+                UserWarning,
+                stacklevel=4,
+            )
+        for i, row in enumerate(ids):
+            if not row:
+                self._text_failed[i] = "empty text (no tokens)"
+        self._ids = ids
+        self._tmax = max([len(r) for r in ids] + [1])
+
+    def _loader(self, positions: np.ndarray) -> Iterator[tuple[list[int], Any, list[tuple[int, str]]]]:
+        kind = self.inputs.kind
+        chunks = [positions[i : i + self.batch_size] for i in range(0, len(positions), self.batch_size)]
+        if kind == "tensor":
+            for chunk in chunks:
+                yield list(chunk), self._to_device(self.inputs.items[list(chunk)]), []
+        elif kind == "text":
+            for chunk in chunks:
+                good = [int(p) for p in chunk if int(p) not in self._text_failed]
+                failed = [(int(p), self._text_failed[int(p)]) for p in chunk if int(p) in self._text_failed]
+                yield good, (self._pad_tokens(good) if good else None), failed
+        else:
+            yield from self._image_batches(chunks)
+
+    def _image_batches(self, chunks: list[np.ndarray]) -> Iterator[tuple[list[int], Any, list[tuple[int, str]]]]:
+        from torch.utils.data import DataLoader
+
+        dataset = _ImageItems(self.inputs, self.bb.preprocess, self.bb.input_size[-1])
+        workers = self._workers(sum(len(c) for c in chunks))
+        loader = DataLoader(
+            dataset,
+            batch_sampler=[list(map(int, c)) for c in chunks],
+            num_workers=workers,
+            collate_fn=_collate,
+            pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if workers else None,
+            persistent_workers=False,
+        )
+        for positions, x, failed in loader:
+            yield positions, (self._to_device(x) if x is not None else None), failed
+
+    def _workers(self, n: int) -> int:
+        if self.num_workers is not None:
+            return int(self.num_workers)
+        if self.inputs.kind != "files" or n <= self.batch_size:
+            return 0  # in-memory images or a single batch: worker start-up would cost more
+        return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+    def _pad_tokens(self, positions: list[int]) -> Any:
+        import torch
+
+        rows = [self._ids[p] for p in positions]
+        width = max(len(r) for r in rows)
+        pad = self.bb.tokenizer.pad_token_id or 0
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _to_device(self, x: Any) -> Any:
+        x = x.to(self.device, non_blocking=True)
+        return x.to(self.bb.dtype) if self.bb.dtype is not None and x.is_floating_point() else x
+
+    # ---- forward and capture ---------------------------------------------------------
+
+    def _forward(self, x: Any) -> Any:
+        model, name = self.bb.model, self.bb.input_name
+        if self.bb.modality == "text":
+            ids, mask = x
+            self._mask = mask
+            return model(input_ids=ids, attention_mask=mask)
+        self._mask = None
+        return model(**{name: x}) if name else model(x)
+
+    def _transform(self, path: str, tensor: Any) -> list[Any]:
+        layout = self._layouts.get(path)
+        if layout is None:
+            layout = infer_layout(tuple(tensor.shape), self.bb.prefix_tokens, text=self.bb.modality == "text")
+            self._layouts[path] = layout
+        return [apply_pool(tensor, layout, p, self.flatten, self._mask) for p in self._pools[path]]
+
+    def _assemble(self, positions: np.ndarray, outputs: dict[str, list[Any]], failed: list[tuple[int, str]]) -> Batch:
+        import torch
+
+        features = {}
+        for t in self.targets:
+            per_module = []
+            for m in t.modules:
+                k = self._pools[m].index(t.pool)
+                calls = [c[k] for c in outputs[m]]
+                per_module.append(calls[0] if len(calls) == 1 else torch.stack(calls, dim=1))
+            x = torch.stack(per_module, dim=1) if t.stacked else per_module[0]
+            if x.dtype == torch.bfloat16:
+                x = x.float()
+            arr = x.cpu().numpy()
+            features[t.name] = self._pad_token_axis(t.name, arr)
+        coords: dict[str, np.ndarray] = {}
+        if self.bb.modality == "text":
+            coords = self._token_coords(positions)
+        return Batch(positions, features, coords, failed)
+
+    def _pad_token_axis(self, name: str, arr: np.ndarray) -> np.ndarray:
+        spec = self.variables.get(name) if hasattr(self, "variables") else None
+        if self.bb.modality != "text" or spec is None or "token" not in spec.dims:
+            return arr
+        axis = spec.dims.index("token")
+        missing = spec.shape[axis - 1] - arr.shape[axis]
+        if missing <= 0:
+            return arr
+        if not np.issubdtype(arr.dtype, np.floating):
+            arr = arr.astype(np.float32)
+        pad = [(0, 0)] * arr.ndim
+        pad[axis] = (0, missing)
+        return np.pad(arr, pad, constant_values=np.nan)
+
+    def _token_coords(self, positions: np.ndarray) -> dict[str, np.ndarray]:
+        tok = self.bb.tokenizer
+        text = np.full((len(positions), self._tmax), "", dtype=object)
+        mask = np.zeros((len(positions), self._tmax), dtype=bool)
+        for i, p in enumerate(positions):
+            row = self._ids[int(p)]
+            text[i, : len(row)] = [tok.decode([t]) for t in row]
+            mask[i, : len(row)] = True
+        return {"token_text": text.astype(str), "mask": mask}
+
+    # ---- the probe: variable specs before the first batch ----------------------------
+
+    def _probe(self) -> dict[str, VarSpec]:
+        """Run one input through the model to learn every variable's dims and shape."""
+        import torch
+
+        first = self._first_readable()
+        with torch.inference_mode(), Capture(self.bb.model, list(self._pools), self._transform) as cap:
+            for positions, x, _ in self._loader(np.asarray([first])):
+                outputs = cap.run(lambda: self._forward(x))
+                self._output_index.update(cap.output_index)
+        specs = {}
+        for t in self.targets:
+            k = [self._pools[m].index(t.pool) for m in t.modules]
+            calls = len(outputs[t.modules[0]])
+            sample = outputs[t.modules[0]][0][k[0]]
+            layout = self._layouts[t.modules[0]]
+            dims = pooled_dims(layout, t.pool, self.flatten)
+            shape = list(sample.shape[1:])
+            if self.bb.modality == "text" and "token" in dims:
+                shape[dims.index("token")] = self._tmax
+            lead_dims, lead_shape = [], []
+            if t.stacked:
+                lead_dims.append("layer")
+                lead_shape.append(len(t.modules))
+            if calls > 1:
+                lead_dims.append("call")
+                lead_shape.append(calls)
+            attrs: dict[str, Any] = {"pool": str(t.pool) if t.pool else "", "output_index": self._output_index.get(t.modules[0], -1)}
+            if t.stacked:
+                attrs["modules"] = json.dumps(list(t.modules))
+            else:
+                attrs["module"] = t.modules[0]
+            if layout.nhwc:
+                attrs["layout"] = "NHWC, moved to channel-first"
+            if layout.grid and "token" in dims:
+                attrs["prefix_tokens"] = layout.prefix_tokens
+                attrs["grid"] = f"{layout.grid[0]}x{layout.grid[1]}"
+            coords = {}
+            if t.stacked:
+                block_paths = self.bb.nodes.get("block", list(t.modules))
+                coords = {"layer": ("layer", np.arange(len(t.modules))), "module": ("layer", np.asarray(block_paths[: len(t.modules)], dtype=str))}
+            dtype = np.float32 if sample.dtype == torch.bfloat16 else torch.empty(0, dtype=sample.dtype).numpy().dtype
+            specs[t.name] = VarSpec(("sample", *lead_dims, *dims), (*lead_shape, *shape), np.dtype(dtype), attrs, coords)
+        return specs
+
+    def _first_readable(self) -> int:
+        if self.inputs.kind == "text":
+            good = [i for i in range(len(self.inputs)) if i not in self._text_failed]
+            if not good:
+                raise InputError("Every text is empty: nothing to extract.")
+            return good[0]
+        if self.inputs.kind != "files":
+            return 0
+        reasons = []
+        for i, path in enumerate(self.inputs.paths[:200]):
+            try:
+                open_rgb(path, self.bb.input_size[-1])
+                return i
+            except ImageReadError as e:
+                reasons.append(f"{self.inputs.ids[i]}: {e}")
+        raise InputError(f"None of the first {len(reasons)} images could be read (e.g. {reasons[0]}).")
+
+
+class _ImageItems:
+    """Map-style dataset: position -> (position, CHW tensor or None, failure reason)."""
+
+    def __init__(self, inputs: Inputs, preprocess: Any, side: int):
+        self.inputs, self.preprocess, self.side = inputs, preprocess, side
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, pos: int) -> tuple[int, Any, str]:
+        item = self.inputs.items[pos]
+        try:
+            if self.inputs.kind == "files":
+                img = open_rgb(item, self.side)
+            elif type(item).__module__.startswith("PIL."):
+                from nbfeat.data.images import to_rgb
+
+                img = to_rgb(item, self.side)
+            else:
+                img = array_to_pil(item.cpu().numpy() if hasattr(item, "cpu") else item)
+            return pos, self.preprocess(img), ""
+        except ImageReadError as e:
+            return pos, None, str(e)
+        except ValueError as e:  # a bad in-memory array: recorded like a bad file
+            return pos, None, str(e).splitlines()[0][:200]
+
+
+def _collate(items: list[tuple[int, Any, str]]) -> tuple[list[int], Any, list[tuple[int, str]]]:
+    import torch
+
+    good = [(p, x) for p, x, _ in items if x is not None]
+    failed = [(p, r) for p, x, r in items if x is None]
+    x = torch.stack([x for _, x in good]) if good else None
+    return [p for p, _ in good], x, failed
+
+
+def _progress(batches: Iterable[Batch], total: int, batch_size: int) -> Iterator[Batch]:
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, unit="img", desc="nbfeat", leave=False) as bar:
+        for b in batches:
+            bar.update(len(b.positions) + len(b.failed))
+            yield b
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, PoolSpec):
+        return [value.kind, value.size] if value.size else value.kind
+    return value

@@ -1,0 +1,1 @@
+"""Model sources (timm, torchvision, Hugging Face), the alias table and the Backbone object."""

@@ -1,0 +1,201 @@
+"""The Backbone: a loaded model that knows its preprocessing, layers, blocks and provenance.
+
+>>> bb = nbfeat.load("torchvision:resnet18", pretrained=False)     # doctest: +SKIP
+>>> bb.layers("layer4.*")[:2]                                      # doctest: +SKIP
+['layer4.0', 'layer4.0.conv1']
+>>> ds = bb.extract("images/", layers=["layer3", "layer4"], pool="mean")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fnmatch
+import json
+from functools import cached_property
+from typing import Any
+
+from nbfeat._version import __version__
+from nbfeat.models.blocks import find_blocks, find_roles
+from nbfeat.models.loaded import Loaded
+
+
+class Backbone:
+    """A model plus everything nbfeat needs to extract from it. Build with `nbfeat.load`."""
+
+    def __init__(self, model_id: str, source: str, name: str, loaded: Loaded, *, pretrained: bool, weights: str | None, device: Any, dtype: Any, trust_remote_code: bool = False, model_kwargs: dict[str, Any] | None = None):
+        import torch
+
+        self.id = model_id
+        self.source = source
+        self.name = name
+        self.modality = loaded.modality
+        self.preprocess = loaded.preprocess
+        self.tokenizer = loaded.tokenizer
+        self.input_size = loaded.input_size
+        self.input_name = loaded.input_name
+        self.prefix_tokens = loaded.prefix_tokens
+        self.max_length = loaded.max_length
+        self.device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = _as_dtype(dtype)
+        self.model = loaded.model.to(self.device)
+        if self.dtype is not None:
+            self.model = self.model.to(self.dtype)
+        self.pretrained = pretrained
+        self._weights_arg = weights
+        self._trust_remote_code = trust_remote_code
+        self._model_kwargs = dict(model_kwargs or {})
+        self._loaded = loaded
+
+    # ---- structure -------------------------------------------------------------------
+
+    def layers(self, pattern: str | None = None) -> list[str]:
+        """Module paths in definition order, optionally filtered by a glob (`blocks.*.attn`)."""
+        paths = self._paths
+        return [p for p in paths if fnmatch.fnmatchcase(p, pattern)] if pattern else list(paths)
+
+    @cached_property
+    def _paths(self) -> list[str]:
+        return [p for p, _ in self.model.named_modules() if p]
+
+    @cached_property
+    def blocks(self) -> list[str]:
+        """Module paths of the repeated blocks (what block indices like -1 refer to)."""
+        return find_blocks(self.model)
+
+    @cached_property
+    def nodes(self) -> dict[str, list[str]]:
+        """Node roles -> module path at each depth: `block`, and `attn`/`mlp` where present."""
+        return find_roles(self.model, self.blocks)
+
+    def dummy_inputs(self, batch_size: int = 1, device: Any = "cpu") -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """`(args, kwargs)` such that `bb.model(*args, **kwargs)` runs (use device="meta" for shapes)."""
+        import torch
+
+        if self.modality == "text":
+            ids = torch.zeros((batch_size, 8), dtype=torch.long, device=device)
+            return (), {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        x = torch.zeros((batch_size, *self.input_size), device=device, dtype=self.dtype or torch.float32)
+        return ((), {self.input_name: x}) if self.input_name else ((x,), {})
+
+    # ---- extraction ------------------------------------------------------------------
+
+    def prepare(self, inputs: Any, layers: Any = None, nodes: Any = None, pool: Any = None, flatten: bool = False, batch_size: int = 32, num_workers: int | None = None, device: Any = None, ids: list[str] | None = None, labels: list[str] | None = None) -> Any:
+        """An ExtractionRun (batches on demand); `extract` is prepare + collect."""
+        from nbfeat.engine.run import ExtractionRun
+
+        if device is not None:
+            self.to(device)
+        return ExtractionRun(self, inputs, layers=layers, nodes=nodes, pool=pool, flatten=flatten, batch_size=batch_size, num_workers=num_workers, ids=ids, labels=labels)
+
+    def extract(
+        self,
+        inputs: Any,
+        layers: Any = None,
+        nodes: Any = None,
+        pool: Any = None,
+        flatten: bool = False,
+        batch_size: int = 32,
+        num_workers: int | None = None,
+        device: Any = None,
+        ids: list[str] | None = None,
+        labels: list[str] | None = None,
+        out: str | None = None,
+        client: Any = None,
+        progress: bool = True,
+        overwrite: bool = False,
+    ) -> Any:
+        """Extract features for `inputs` as labelled xarray.
+
+        Args:
+            inputs: image folder, paths, PIL images, arrays, an NxCxHxW tensor, or texts.
+            layers: module paths, globs (`blocks.*.attn`), block indices (-1), or roles;
+                a dict `{layer: pool}` sets pooling per layer.
+            nodes: roles `attn`, `mlp`, `block`, stacked over depth along `layer`.
+            pool: one spec for all layers or `{layer: spec}`: mean, max, cls, last,
+                flatten, ("avg2d", k), ("max2d", k).
+            flatten: flatten each sample's features to a `feature` dim.
+            out: a zarr store path: stream there (bounded memory, resumable) and return
+                the lazily opened store.
+            client: a dask.distributed Client to spread an `out=` run over workers.
+
+        Example:
+            >>> ds = bb.extract("images/", layers=["layer3", "layer4"], pool="mean")   # doctest: +SKIP
+        """
+        run = self.prepare(inputs, layers=layers, nodes=nodes, pool=pool, flatten=flatten, batch_size=batch_size, num_workers=num_workers, device=device, ids=ids, labels=labels)
+        if out is not None:
+            from nbfeat import store
+
+            store.write(run, out, client=client, progress=progress, overwrite=overwrite)
+            return store.open(out)
+        if client is not None:
+            from nbfeat.errors import NbfeatError
+
+            raise NbfeatError("client= needs out= (a zarr store the workers write to).")
+        return run.to_xarray(progress=progress)
+
+    def to(self, device: Any) -> Backbone:
+        """Move the model to `device` (in place); returns self."""
+        import torch
+
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
+
+    # ---- provenance ------------------------------------------------------------------
+
+    def load_kwargs(self) -> dict[str, Any]:
+        """The `nbfeat.load` arguments that rebuild this backbone (e.g. on a Dask worker)."""
+        return {
+            "model": self.id,
+            "pretrained": self.pretrained,
+            "weights": self._weights_arg,
+            "dtype": str(self.dtype).replace("torch.", "") if self.dtype is not None else None,
+            "trust_remote_code": self._trust_remote_code,
+            "model_kwargs": self._model_kwargs or None,
+        }
+
+    def provenance(self) -> dict[str, Any]:
+        """Dataset attrs: model, source, weights tag or hash, preprocessing, versions (no secrets)."""
+        import torch
+
+        return {
+            "model": self.id,
+            "source": self.source,
+            "modality": self.modality,
+            "pretrained": int(self.pretrained),
+            "weights": self._loaded.weights,
+            "preprocessing": json.dumps(self._loaded.preprocessing, sort_keys=True, default=str),
+            "dtype": str(self.dtype or torch.float32).replace("torch.", ""),
+            "nbfeat_version": __version__,
+            "torch_version": torch.__version__,
+            **self._loaded.versions,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    # ---- display ---------------------------------------------------------------------
+
+    def tree(self) -> Any:
+        """The module tree widget: click to pick layers (`.selected`)."""
+        from nbfeat.widgets import tree
+
+        return tree(self)
+
+    def __repr__(self) -> str:
+        n = sum(p.numel() for p in self.model.parameters())
+        weights = "random weights" if self._loaded.weights == "random" else self._loaded.weights
+        return f"<Backbone {self.id}: {self.modality}, {n / 1e6:.1f}M params, {len(self.blocks)} blocks, {weights}, {self.device}>"
+
+
+def _as_dtype(dtype: Any) -> Any:
+    import torch
+
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    name = str(dtype).replace("torch.", "")
+    aliases = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
+    value = getattr(torch, aliases.get(name, name), None)
+    if not isinstance(value, torch.dtype):
+        from nbfeat.errors import NbfeatError
+
+        raise NbfeatError(f"Unknown dtype {dtype!r}: use float32, bfloat16 or float16.")
+    return value

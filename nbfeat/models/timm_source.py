@@ -1,0 +1,51 @@
+"""timm models: `timm:<name>[.<pretrained tag>]`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nbfeat.models import checkpoints
+from nbfeat.models.hub import offline_error, offline_unless_reachable
+from nbfeat.models.loaded import Loaded
+
+
+def load(name: str, pretrained: bool, weights: str | None, model_kwargs: dict[str, Any]) -> Loaded:
+    import timm
+    import timm.data
+
+    use_hub = pretrained and weights is None
+    try:
+        with offline_unless_reachable():
+            model = timm.create_model(name, pretrained=use_hub, **model_kwargs)
+    except (OSError, RuntimeError) as e:
+        if use_hub:
+            raise offline_error(f"timm:{name}", e) from None
+        raise
+    if weights is not None:
+        checkpoints.apply_state_dict(model, checkpoints.read_state_dict(weights), f"timm:{name}")
+        tag = checkpoints.file_digest(weights)
+    else:
+        tag = _hub_tag(model, name) if use_hub else "random"
+    model.eval()
+    cfg = timm.data.resolve_data_config({}, model=model)
+    transform = timm.data.create_transform(**cfg, is_training=False)
+    return Loaded(
+        model=model,
+        modality="image",
+        weights=tag,
+        preprocess=transform,
+        input_size=tuple(cfg["input_size"]),
+        prefix_tokens=int(getattr(model, "num_prefix_tokens", 0) or 0),
+        preprocessing=_jsonable(cfg),
+        versions={"timm_version": timm.__version__},
+    )
+
+
+def _hub_tag(model: Any, name: str) -> str:
+    cfg = model.pretrained_cfg
+    arch, tag = cfg.get("architecture") or name.partition(".")[0], cfg.get("tag")
+    return f"timm:{arch}.{tag}" if tag else f"timm:{arch}"
+
+
+def _jsonable(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}

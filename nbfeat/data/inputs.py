@@ -129,7 +129,11 @@ def _images(inputs: Any) -> Inputs:
     items = list(inputs)
     if items and all(isinstance(i, str | os.PathLike) for i in items):
         paths = [os.path.abspath(os.fspath(p)) for p in items]
-        ids = _unique([Path(p).name if len(set(map(os.path.basename, paths))) == len(paths) else p for p in paths])
+        # ids relative to the deepest common folder: "cats/1.png", not a long absolute path
+        base = os.path.commonpath(paths) if len(paths) > 1 else os.path.dirname(paths[0])
+        if base in paths:
+            base = os.path.dirname(base)
+        ids = _unique([Path(os.path.relpath(p, base)).as_posix() for p in paths])
         labels = [Path(p).parent.name for p in paths]
         return Inputs("files", ids, labels, paths, paths)
     for i, item in enumerate(items):

@@ -85,6 +85,7 @@ class ExtractionRun:
         self._output_index: dict[str, int] = {}
         self._mask: Any = None
         self._text_failed: dict[int, str] = {}
+        self._split_calls: set[str] = set()
         if bb.modality == "text":
             self._tokenize()
         self.variables: dict[str, VarSpec] = self._probe()
@@ -249,15 +250,21 @@ class ExtractionRun:
             for m in t.modules:
                 k = self._pools[m].index(t.pool)
                 calls = [c[k] for c in outputs[m]]
+                if t.name in self._split_calls:  # calls of different shapes: one variable each
+                    for i, c in enumerate(calls):
+                        features[f"{t.name}#{i}"] = _numpy(c)
+                    break
                 per_module.append(calls[0] if len(calls) == 1 else torch.stack(calls, dim=1))
-            x = torch.stack(per_module, dim=1) if t.stacked else per_module[0]
-            if x.dtype == torch.bfloat16:
-                x = x.float()
-            arr = x.cpu().numpy()
-            features[t.name] = self._pad_token_axis(t.name, arr)
+            else:
+                x = torch.stack(per_module, dim=1) if t.stacked else per_module[0]
+                features[t.name] = self._pad_token_axis(t.name, _numpy(x))
         coords: dict[str, np.ndarray] = {}
         if self.bb.modality == "text":
             coords = self._token_coords(positions)
+            for name, arr in features.items():
+                dims = self.variables[name].dims if hasattr(self, "variables") else ()
+                if "token" in dims:  # padded positions hold NaN, whatever the model made of pads
+                    np.moveaxis(arr, dims.index("token"), 1)[~coords["mask"]] = np.nan
         return Batch(positions, features, coords, failed)
 
     def _pad_token_axis(self, name: str, arr: np.ndarray) -> np.ndarray:
@@ -299,6 +306,15 @@ class ExtractionRun:
         for t in self.targets:
             k = [self._pools[m].index(t.pool) for m in t.modules]
             calls = len(outputs[t.modules[0]])
+            shapes = {tuple(c[k[0]].shape) for c in outputs[t.modules[0]]}
+            if len(shapes) > 1 and not t.stacked:
+                # e.g. a Bottleneck's shared ReLU: 64, 64 then 256 channels
+                self._split_calls.add(t.name)
+                for i, c in enumerate(outputs[t.modules[0]]):
+                    dims = pooled_dims(infer_layout(tuple(c[k[0]].shape), self.bb.prefix_tokens, self.bb.modality == "text"), t.pool, self.flatten)
+                    attrs = {"module": t.modules[0], "call": i, "pool": str(t.pool) if t.pool else "", "output_index": self._output_index.get(t.modules[0], -1)}
+                    specs[f"{t.name}#{i}"] = VarSpec(("sample", *dims), tuple(c[k[0]].shape[1:]), _numpy(c[k[0]][:0]).dtype, attrs)
+                continue
             sample = outputs[t.modules[0]][0][k[0]]
             layout = self._layouts[t.modules[0]]
             dims = pooled_dims(layout, t.pool, self.flatten)
@@ -326,8 +342,7 @@ class ExtractionRun:
             if t.stacked:
                 block_paths = self.bb.nodes.get("block", list(t.modules))
                 coords = {"layer": ("layer", np.arange(len(t.modules))), "module": ("layer", np.asarray(block_paths[: len(t.modules)], dtype=str))}
-            dtype = np.float32 if sample.dtype == torch.bfloat16 else torch.empty(0, dtype=sample.dtype).numpy().dtype
-            specs[t.name] = VarSpec(("sample", *lead_dims, *dims), (*lead_shape, *shape), np.dtype(dtype), attrs, coords)
+            specs[t.name] = VarSpec(("sample", *lead_dims, *dims), (*lead_shape, *shape), _numpy(sample[:0]).dtype, attrs, coords)
         return specs
 
     def _first_readable(self) -> int:
@@ -373,6 +388,12 @@ class _ImageItems:
             return pos, None, str(e)
         except ValueError as e:  # a bad in-memory array: recorded like a bad file
             return pos, None, str(e).splitlines()[0][:200]
+
+
+def _numpy(x: Any) -> np.ndarray:
+    import torch
+
+    return (x.float() if x.dtype == torch.bfloat16 else x).cpu().numpy()
 
 
 def _collate(items: list[tuple[int, Any, str]]) -> tuple[list[int], Any, list[tuple[int, str]]]:

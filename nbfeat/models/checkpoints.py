@@ -53,10 +53,15 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def apply_state_dict(model: Any, sd: dict[str, Any], source: str) -> None:
     """Load `sd` into `model` strictly, with a short message naming what does not fit."""
-    result = model.load_state_dict(sd, strict=False)
-    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
-    if missing or unexpected:
+    own = model.state_dict()
+    wrong = [k for k, v in sd.items() if k in own and tuple(getattr(v, "shape", ())) != tuple(own[k].shape)]
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    if missing or unexpected or wrong:
         parts = []
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} of another shape (e.g. {k}: {tuple(sd[k].shape)} vs {tuple(own[k].shape)})")
         if missing:
             parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
         if unexpected:
@@ -65,6 +70,7 @@ def apply_state_dict(model: Any, sd: dict[str, Any], source: str) -> None:
             f"The checkpoint does not fit {source}: keys {'; '.join(parts)}. "
             "Check that the model id matches the architecture the weights were trained with."
         )
+    model.load_state_dict(sd, strict=True)
 
 
 def file_digest(path: str | os.PathLike[str]) -> str:

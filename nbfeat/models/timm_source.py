@@ -27,7 +27,10 @@ def load(name: str, pretrained: bool, weights: str | None, model_kwargs: dict[st
     else:
         tag = _hub_tag(model, name) if use_hub else "random"
     model.eval()
-    cfg = timm.data.resolve_data_config({}, model=model)
+    size = model_kwargs.get("img_size")
+    # the pretrained config still names the published input size; img_size= overrides it
+    args = {"input_size": (3, *((size, size) if isinstance(size, int) else size))} if size else {}
+    cfg = timm.data.resolve_data_config(args, model=model)
     transform = timm.data.create_transform(**cfg, is_training=False)
     return Loaded(
         model=model,

@@ -86,6 +86,8 @@ class ExtractionRun:
         self._mask: Any = None
         self._text_failed: dict[int, str] = {}
         self._split_calls: set[str] = set()
+        self._forward_limit: int | None = None  # set when out of memory halves the batch
+        self._oom_reported = False
         if bb.modality == "text":
             self._tokenize()
         self.variables: dict[str, VarSpec] = self._probe()
@@ -131,12 +133,41 @@ class ExtractionRun:
         pos = np.arange(len(self.inputs)) if positions is None else np.asarray(list(positions), dtype=np.int64)
         with torch.inference_mode(), Capture(self.bb.model, list(self._pools), self._transform) as cap:
             for positions_, x, failed in self._loader(pos):
+                p = np.asarray(positions_, dtype=np.int64)
                 if x is None:
-                    yield Batch(np.asarray(positions_, dtype=np.int64), {}, {}, failed)
+                    yield Batch(p, {}, {}, failed)
                     continue
-                outputs = cap.run(lambda: self._forward(x))
-                self._output_index.update(cap.output_index)
-                yield self._assemble(np.asarray(positions_, dtype=np.int64), outputs, failed)
+                parts = [self._assemble(p[sl], self._capture(cap, _rows(x, sl)), []) for sl in self._slices(len(p))]
+                yield _concat(parts, failed)
+
+    def _slices(self, n: int) -> list[slice]:
+        step = self._forward_limit or n
+        return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+    def _capture(self, cap: Capture, x: Any) -> dict[str, list[Any]]:
+        """One forward pass; out of memory halves the batch (reported once) and goes on."""
+        try:
+            outputs = cap.run(lambda: self._forward(x))
+        except Exception as e:
+            n = _rows_count(x)
+            if not _is_oom(e):
+                raise
+            if n == 1:
+                raise InputError("A single sample does not fit in device memory: use a smaller dtype (dtype='bfloat16') or another device.") from None
+            _free_device_memory()
+            half = max(1, n // 2)
+            if not self._oom_reported:
+                warnings.warn(f"Out of memory at batch size {n}: going on with batches of {half}.", RuntimeWarning, stacklevel=3)
+                self._oom_reported = True
+            self._forward_limit = half
+            parts, start = [], 0
+            while start < n:  # the limit may shrink again inside: re-read it each step
+                step = self._forward_limit
+                parts.append(self._capture(cap, _rows(x, slice(start, start + step))))
+                start += step
+            return {k: _cat_calls([p[k] for p in parts]) for k in parts[0]}
+        self._output_index.update(cap.output_index)
+        return outputs
 
     def to_xarray(self, batches: Iterable[Batch] | None = None, progress: bool = False) -> Any:
         """Collect batches in memory into labelled xarray (see nbfeat.data.labelled)."""
@@ -300,7 +331,13 @@ class ExtractionRun:
         first = self._first_readable()
         with torch.inference_mode(), Capture(self.bb.model, list(self._pools), self._transform) as cap:
             for positions, x, _ in self._loader(np.asarray([first])):
-                outputs = cap.run(lambda: self._forward(x))
+                self._check_tensor_inputs(x)
+                try:
+                    outputs = cap.run(lambda: self._forward(x))
+                except (RuntimeError, ValueError, AssertionError, TypeError) as e:
+                    if self.inputs.kind != "tensor" or _is_oom(e):
+                        raise
+                    raise InputError(f"The model rejected inputs of shape {tuple(x.shape)}: {str(e).splitlines()[0][:200]}") from None
                 self._output_index.update(cap.output_index)
         specs = {}
         for t in self.targets:
@@ -345,6 +382,15 @@ class ExtractionRun:
             specs[t.name] = VarSpec(("sample", *lead_dims, *dims), (*lead_shape, *shape), _numpy(sample[:0]).dtype, attrs, coords)
         return specs
 
+    def _check_tensor_inputs(self, x: Any) -> None:
+        if self.inputs.kind != "tensor":
+            return
+        want = self.bb.input_size[0]
+        if x.dim() != 4 or x.shape[1] != want:
+            raise InputError(
+                f"A model-ready tensor must be N x {want} x H x W (preprocessed like {self.bb.input_size}); got {tuple(x.shape)}."
+            )
+
     def _first_readable(self) -> int:
         if self.inputs.kind == "text":
             good = [i for i in range(len(self.inputs)) if i not in self._text_failed]
@@ -388,6 +434,46 @@ class _ImageItems:
             return pos, None, str(e)
         except ValueError as e:  # a bad in-memory array: recorded like a bad file
             return pos, None, str(e).splitlines()[0][:200]
+
+
+def _rows(x: Any, sl: slice) -> Any:
+    return tuple(t[sl] for t in x) if isinstance(x, tuple) else x[sl]
+
+
+def _rows_count(x: Any) -> int:
+    return int((x[0] if isinstance(x, tuple) else x).shape[0])
+
+
+def _is_oom(e: BaseException) -> bool:
+    import torch
+
+    return isinstance(e, torch.cuda.OutOfMemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e).lower())
+
+
+def _free_device_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _cat_calls(parts: list[list[list[Any]]]) -> list[list[Any]]:
+    """Join the captures of consecutive sub-batches: per call, per pooling, along the batch dim."""
+    import torch
+
+    return [[torch.cat(list(pools)) for pools in zip(*calls)] for calls in zip(*parts)]
+
+
+def _concat(parts: list[Batch], failed: list[tuple[int, str]]) -> Batch:
+    if len(parts) == 1:
+        parts[0].failed = failed
+        return parts[0]
+    return Batch(
+        np.concatenate([p.positions for p in parts]),
+        {k: np.concatenate([p.features[k] for p in parts]) for k in parts[0].features},
+        {k: np.concatenate([p.sample_coords[k] for p in parts]) for k in parts[0].sample_coords},
+        failed,
+    )
 
 
 def _numpy(x: Any) -> np.ndarray:

@@ -14,36 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from nbfeat.examples import CLASSES, make_images
+
 DEFAULT_MODEL = "dinov2_vits14"
-CLASSES = ("circles", "squares", "stripes")
-
-
-def make_images(root: Path, per_class: int = 8, size: int = 160, seed: int = 0) -> Path:
-    """Draw a small labelled image set: one folder per shape class, random colours and placement."""
-    from PIL import Image, ImageDraw
-
-    rng = np.random.default_rng(seed)
-    for cls in CLASSES:
-        (root / cls).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            bg = tuple(int(c) for c in rng.integers(0, 256, 3))
-            fg = tuple(int(c) for c in rng.integers(0, 256, 3))
-            img = Image.new("RGB", (size, size), bg)
-            d = ImageDraw.Draw(img)
-            r = int(rng.integers(size // 6, size // 3))
-            cx, cy = (int(v) for v in rng.integers(r, size - r, 2))
-            if cls == "circles":
-                d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fg)
-            elif cls == "squares":
-                d.rectangle([cx - r, cy - r, cx + r, cy + r], fill=fg)
-            else:
-                step = int(rng.integers(8, 24))
-                for x in range(0, size, step * 2):
-                    d.rectangle([x, 0, x + step - 1, size], fill=fg)
-            img.save(root / cls / f"{cls}_{i:02d}.png")
-    return root
-
-
 def load_backbone(model: str):
     """Pretrained if cached, else random weights; returns (backbone, note)."""
     import nbfeat

@@ -46,8 +46,15 @@ def test_offline_pretrained_names_the_way_out(monkeypatch):
     from nbfeat.models import hub
 
     hub.hub_reachable.cache_clear()
-    with pytest.raises(OfflineError, match=r"pretrained=False.*weights="):
-        nbfeat.load("timm:resnet18.a1_in1k", pretrained=True)
+    for model in ("timm:resnet18.a1_in1k", "hf:openai-community/gpt2", "gpt2"):
+        with pytest.raises(OfflineError, match=r"pretrained=False.*weights="):
+            nbfeat.load(model, pretrained=True)
+
+
+def test_offline_torchvision_download_failure_is_clear(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache: the download must fail here
+    with pytest.raises(OfflineError, match=r"'torchvision:alexnet'.*pretrained=False"):
+        nbfeat.load("torchvision:alexnet", pretrained=True)
 
 
 def test_missing_optional_dependency_names_pip_command():

@@ -8,7 +8,9 @@ import torch
 
 import nbfeat
 from tests.core.helpers import assert_values, batch_from_paths, sorted_paths
-from tests.core.hf_models import save_dinov2, save_gpt2, save_vit
+from nbfeat.examples import save_tiny_dinov2 as save_dinov2
+from nbfeat.examples import save_tiny_gpt2 as save_gpt2
+from nbfeat.examples import save_tiny_vit as save_vit
 
 
 def _first(out):

@@ -56,7 +56,7 @@ def test_tokens_never_reach_attrs_outputs_or_files(tmp_path, monkeypatch, capsys
     secret = "hf_SECRETtoken1234567890"
     monkeypatch.setenv("HF_TOKEN", secret)
     monkeypatch.setenv("HF_ACCESS_TOKEN", secret + "2")
-    from tests.core.hf_models import save_vit
+    from nbfeat.examples import save_tiny_vit as save_vit
 
     bb = nbfeat.load(f"hf:{save_vit(tmp_path / 'vit')}")
     ds = bb.extract(image_dir, layers=[-1], pool="cls")

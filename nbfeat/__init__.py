@@ -84,14 +84,17 @@ def _register_accessors_when_xarray_loads() -> None:
         def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
             if fullname != "xarray":
                 return None
-            sys.meta_path.remove(self)
-            import importlib.util
+            # Stay installed until xarray really executes: libraries often only probe
+            # find_spec("xarray") to see whether it is installed.
+            import importlib.machinery
 
-            spec = importlib.util.find_spec(fullname)
+            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
             if spec is not None and spec.loader is not None:
                 exec_module = spec.loader.exec_module
 
                 def exec_then_register(module: Any) -> None:
+                    if self in sys.meta_path:
+                        sys.meta_path.remove(self)
                     exec_module(module)
                     _register()
 

@@ -329,16 +329,18 @@ class ExtractionRun:
         import torch
 
         first = self._first_readable()
+        _, x, failed = next(iter(self._loader(np.asarray([first]))))
+        if x is None:
+            raise InputError(f"Input {self.inputs.ids[first]!r} cannot be used: {failed[0][1]}.")
+        self._check_tensor_inputs(x)
         with torch.inference_mode(), Capture(self.bb.model, list(self._pools), self._transform) as cap:
-            for positions, x, _ in self._loader(np.asarray([first])):
-                self._check_tensor_inputs(x)
-                try:
-                    outputs = cap.run(lambda: self._forward(x))
-                except (RuntimeError, ValueError, AssertionError, TypeError) as e:
-                    if self.inputs.kind != "tensor" or _is_oom(e):
-                        raise
-                    raise InputError(f"The model rejected inputs of shape {tuple(x.shape)}: {str(e).splitlines()[0][:200]}") from None
-                self._output_index.update(cap.output_index)
+            try:
+                outputs = cap.run(lambda: self._forward(x))
+            except (RuntimeError, ValueError, AssertionError, TypeError) as e:
+                if self.inputs.kind != "tensor" or _is_oom(e):
+                    raise
+                raise InputError(f"The model rejected inputs of shape {tuple(x.shape)}: {str(e).splitlines()[0][:200]}") from None
+            self._output_index.update(cap.output_index)
         specs = {}
         for t in self.targets:
             k = [self._pools[m].index(t.pool) for m in t.modules]

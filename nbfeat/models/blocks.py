@@ -42,7 +42,7 @@ def find_blocks(model: Any) -> list[str]:
                     by_class.setdefault(type(child), []).append(f"{path}.{name}" if path else name)
     modules = dict(model.named_modules())
     scored = []
-    for cls, paths in by_class.items():
+    for paths in by_class.values():
         if len(paths) < 2:
             continue
         # drop instances nested inside another instance of the same class

@@ -9,7 +9,15 @@ import pytest
 from PIL import Image
 
 import nbfeat
-from nbfeat.errors import InputError, MissingDependencyError, NbfeatError, OfflineError, UnknownLayerError, UnknownModelError, require
+from nbfeat.errors import (
+    InputError,
+    MissingDependencyError,
+    NbfeatError,
+    OfflineError,
+    UnknownLayerError,
+    UnknownModelError,
+    require,
+)
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import nbfeat
-from tests.core.helpers import assert_values, batch_from_paths, sorted_paths
 from nbfeat.examples import save_tiny_dinov2 as save_dinov2
 from nbfeat.examples import save_tiny_gpt2 as save_gpt2
 from nbfeat.examples import save_tiny_vit as save_vit
+from tests.core.helpers import assert_values, batch_from_paths, sorted_paths
 
 
 def _first(out):

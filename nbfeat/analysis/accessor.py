@@ -143,8 +143,29 @@ class DataArrayAccessor(_Accessor):
         return plot_token_layers(self._obj, sample=sample, **kwargs)
 
 
-class DatasetAccessor(_Accessor):
+class _ManyAccessor(_Accessor):
+    def _single(self) -> Any:
+        raise NotImplementedError
+
+    def __getattr__(self, name: str) -> Any:
+        # A one-layer node (what extraction makes per layer when widths differ) also answers
+        # the one-array methods, so dt["layer4"].nbfeat.plot_rdm() works like the DataArray.
+        if name.startswith("_") or not hasattr(DataArrayAccessor, name):
+            raise AttributeError(name)
+        da = self._single()
+        if da is None:
+            raise AttributeError(f"'.nbfeat.{name}()' works on one layer; pick it first, e.g. ds['<layer>'].nbfeat.{name}()")
+        return getattr(DataArrayAccessor(da), name)
+
+
+class DatasetAccessor(_ManyAccessor):
     """`ds.nbfeat`: the DataArray methods, applied to every variable with a `sample` dim."""
+
+    def _single(self) -> Any:
+        from nbfeat.analysis._common import sample_vars
+
+        names = sample_vars(self._obj)
+        return self._obj[names[0]] if len(names) == 1 else None
 
     def _map(self, fn: Callable[..., Any], *args: Any, what: str = "This", scope: Any = None, **kwargs: Any) -> Any:
         from nbfeat.analysis._common import Scope, map_dataset
@@ -160,8 +181,18 @@ class DatasetAccessor(_Accessor):
         return {str(n): np.asarray(self._obj[n].values) for n in sample_vars(self._obj)}
 
 
-class DataTreeAccessor(_Accessor):
+class DataTreeAccessor(_ManyAccessor):
     """`dt.nbfeat`: the DataArray methods, applied to every variable of every node."""
+
+    def _single(self) -> Any:
+        from nbfeat.analysis._common import node_dataset
+
+        arrays = [(n, d) for n in self._obj.subtree for d in [node_dataset(n)] for v in n.to_dataset(inherit=False).data_vars if "sample" in d[v].dims]
+        if len(arrays) != 1:
+            return None
+        node, ds = arrays[0]
+        (name,) = [v for v in node.to_dataset(inherit=False).data_vars if "sample" in ds[v].dims]
+        return ds[name]
 
     def _map(self, fn: Callable[..., Any], *args: Any, what: str = "This", scope: Any = None, **kwargs: Any) -> Any:
         from nbfeat.analysis._common import Scope, map_tree

@@ -75,11 +75,14 @@ def build(run: Any, positions: np.ndarray, arrays: dict[str, np.ndarray], sample
         extra = {k: v for _, c in variables.values() for k, v in c.items()}
         ds = xr.Dataset({n: v for n, (v, _) in variables.items()}, coords={**coords, **extra}, attrs=attrs)
         return ds
+    # DataTree inherits only indexed coords: each child carries the per-sample coords itself,
+    # so dt["layer4"]["layer4"] keeps its labels
+    per_sample = {k: v for k, v in coords.items() if k not in ("token_text", "mask")}
     children = {}
     for name, (var, var_coords) in variables.items():
         token_coords = {k: v for k, v in coords.items() if k in ("token_text", "mask") and "token" in var.dims}
-        children[name.replace("/", "--")] = xr.Dataset({name: var}, coords={**var_coords, **token_coords})
-    root = xr.Dataset(coords={k: v for k, v in coords.items() if k not in ("token_text", "mask")}, attrs=attrs)
+        children[name.replace("/", "--")] = xr.Dataset({name: var}, coords={**per_sample, **var_coords, **token_coords})
+    root = xr.Dataset(coords=per_sample, attrs=attrs)
     return xr.DataTree.from_dict({"/": root, **{f"/{k}": v for k, v in children.items()}})
 
 

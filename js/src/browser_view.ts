@@ -1,0 +1,443 @@
+// The activation browser: for one sample and one layer, the input, a PCA-to-RGB map, the most
+// active channels; for text, a token-by-layer heatmap with a per-token trajectory on hover.
+// Arrays come on request (see rpc.ts), only for what is on screen.
+import type { AnyModel } from "@anywidget/types";
+import type { NdArray } from "./codec";
+import { finiteRange, paintHeat, paintRGB, toBytes } from "./colormap";
+import { button, h, listen } from "./dom";
+import { type Reply, Rpc } from "./rpc";
+
+export interface SampleInfo {
+  id: string;
+  label: string;
+}
+
+export interface BrowserState {
+  _kind: "browser";
+  title: string;
+  modality: "image" | "text";
+  samples: SampleInfo[];
+  layers: string[];
+  sample: number;
+  layer: string;
+  channel: number;
+  depth: number;
+  n_top: number;
+  code: string;
+}
+
+export interface ViewMeta {
+  view: "spatial" | "tokens" | "vector" | "empty";
+  layer: string;
+  sample: number;
+  info: string;
+  n_depth: number;
+  depth_label: string;
+  channels: number[];
+  channel_max: number[];
+  n_channels: number;
+  pca_note: string;
+  tokens: string[];
+  stack_labels: string[];
+  stack_row: number;
+  stack_value: string;
+}
+
+/** Render the browser widget into `el`; returns the cleanup. */
+export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): () => void {
+  const rpc = new Rpc(model);
+  const thumbs = new Map<number, NdArray>();
+
+  const sampleSel = h("select", { className: "nbfeat-sample", attrs: { "aria-label": "Sample" } });
+  const layerSel = h("select", { className: "nbfeat-layer", attrs: { "aria-label": "Layer" } });
+  const depthSel = h("select", { className: "nbfeat-depth", attrs: { "aria-label": "Depth" } });
+  const channelIn = h("input", {
+    className: "nbfeat-channel",
+    attrs: { type: "number", min: "-1", step: "1", "aria-label": "Channel", title: "-1: the most active channels" },
+  });
+  const depthBox = h("label", { className: "nbfeat-field" }, "depth ", depthSel);
+  const toolbar = h(
+    "div",
+    { className: "nbfeat-toolbar" },
+    button("◀", "prev", "Previous sample"),
+    h("label", { className: "nbfeat-field" }, "sample ", sampleSel),
+    button("▶", "next", "Next sample"),
+    h("label", { className: "nbfeat-field" }, "layer ", layerSel),
+    depthBox,
+    h("label", { className: "nbfeat-field" }, "channel ", channelIn),
+    button("Top channels", "top", "Show the most active channels"),
+  );
+  const title = h("div", { className: "nbfeat-title" });
+  const status = h("div", { className: "nbfeat-status nbfeat-browser-status" });
+  const main = h("div", { className: "nbfeat-browser-main" });
+  const channelsBox = h("div", { className: "nbfeat-channels" });
+  const codePre = h("pre", { className: "nbfeat-code-text" });
+  const copyBtn = button("Copy code", "copy", "Copy the equivalent Python call");
+  const codeBox = h("div", { className: "nbfeat-code" }, codePre, copyBtn);
+  const root = h("div", { className: "nbfeat-browser" }, title, toolbar, status, main, channelsBox, codeBox);
+  el.classList.add("nbfeat-widget");
+  el.append(root);
+
+  const fillSelects = () => {
+    title.textContent = model.get("title") ?? "";
+    const samples = model.get("samples") ?? [];
+    sampleSel.replaceChildren(
+      ...samples.map((s, i) => h("option", { text: s.label ? `${s.id} (${s.label})` : s.id, attrs: { value: String(i) } })),
+    );
+    const layers = model.get("layers") ?? [];
+    layerSel.replaceChildren(...layers.map((l) => h("option", { text: l, attrs: { value: l } })));
+    syncControls();
+  };
+  const syncControls = () => {
+    sampleSel.value = String(model.get("sample") ?? 0);
+    layerSel.value = model.get("layer") ?? "";
+    channelIn.value = String(model.get("channel") ?? -1);
+    codePre.textContent = model.get("code") ?? "";
+    codeBox.hidden = !model.get("code");
+  };
+
+  const setState = (changes: Partial<BrowserState>) => {
+    for (const [k, v] of Object.entries(changes)) model.set(k as keyof BrowserState, v as never);
+    model.save_changes();
+    schedule();
+  };
+
+  let latest = 0;
+  let queued = false;
+  const schedule = () => {
+    // coalesce several trait changes (sample + layer from Python) into one request
+    if (queued) return;
+    queued = true;
+    queueMicrotask(() => {
+      queued = false;
+      void load();
+    });
+  };
+
+  const load = async () => {
+    syncControls();
+    const layer = model.get("layer");
+    if (!layer) {
+      status.textContent = "Pick a layer (in the tree, or above).";
+      main.replaceChildren();
+      channelsBox.replaceChildren();
+      return;
+    }
+    const sample = model.get("sample") ?? 0;
+    const ticket = ++latest;
+    status.classList.remove("nbfeat-error");
+    status.textContent = `${layer}: loading…`;
+    root.dataset.state = "loading";
+    try {
+      const reply = await rpc.request("view", {
+        sample,
+        layer,
+        channel: model.get("channel") ?? -1,
+        depth: model.get("depth") ?? 0,
+        k: model.get("n_top") ?? 12,
+        thumb: !thumbs.has(sample),
+      });
+      if (ticket !== latest) return; // a newer request superseded this one
+      const thumb = reply.arrays.get("thumb");
+      if (thumb) thumbs.set(sample, thumb);
+      show(reply, thumbs.get(sample));
+      root.dataset.state = "ready";
+      root.dataset.layer = layer;
+    } catch (e) {
+      if (ticket !== latest) return;
+      status.textContent = (e as Error).message;
+      status.classList.add("nbfeat-error");
+      root.dataset.state = "error";
+    }
+  };
+
+  const show = (reply: Reply, thumb: NdArray | undefined) => {
+    const meta = reply.meta as unknown as ViewMeta;
+    status.textContent = meta.info;
+    const n = meta.n_depth ?? 0;
+    depthBox.hidden = n <= 1;
+    if (n > 1) {
+      depthSel.replaceChildren(
+        ...Array.from({ length: n }, (_, i) => h("option", { text: `${meta.depth_label} ${i}`, attrs: { value: String(i) } })),
+      );
+      depthSel.value = String(Math.min(model.get("depth") ?? 0, n - 1));
+    }
+    main.replaceChildren();
+    channelsBox.replaceChildren();
+    if (thumb) main.append(figure("input", rgbCanvas(thumb, "nbfeat-thumb"), "input"));
+    const pca = reply.arrays.get("pca");
+    if (meta.view === "spatial") {
+      if (pca) main.append(figure("pca", rgbCanvas(pca, "nbfeat-pca"), "PCA → RGB"));
+      else if (meta.pca_note) main.append(h("div", { className: "nbfeat-note", text: meta.pca_note }));
+      const ch = reply.arrays.get("channels");
+      if (ch) channelsBox.append(...channelTiles(ch, meta));
+    } else if (meta.view === "tokens") {
+      main.append(tokenView(reply, meta));
+    } else if (meta.view === "vector") {
+      main.append(vectorView(reply, meta));
+    }
+  };
+
+  const channelTiles = (ch: NdArray, meta: ViewMeta): HTMLElement[] => {
+    const [k, hh, ww] = ch.shape;
+    return Array.from({ length: k }, (_, i) => {
+      const c = h("canvas", { className: "nbfeat-heat" });
+      paintHeat(c, ch.data as Uint8Array, hh, ww, i * hh * ww);
+      const tile = figure("channel", c, `ch ${meta.channels[i]} · max ${fmt(meta.channel_max[i])}`);
+      tile.dataset.channel = String(meta.channels[i]);
+      tile.title = "Click to show this channel alone";
+      return tile;
+    });
+  };
+
+  const tokenView = (reply: Reply, meta: ViewMeta): HTMLElement => {
+    const box = h("div", { className: "nbfeat-tokens" });
+    const tokens = meta.tokens ?? [];
+    const pca = reply.arrays.get("pca");
+    if (tokens.length) {
+      const chips = h("div", { className: "nbfeat-token-row" });
+      tokens.forEach((t, i) => {
+        const chip = h("span", { className: "nbfeat-token", text: t || "·", attrs: { "data-token": String(i) } });
+        if (pca) {
+          const d = pca.data;
+          chip.style.background = `rgb(${d[3 * i]}, ${d[3 * i + 1]}, ${d[3 * i + 2]})`;
+          chip.style.color = d[3 * i] * 0.3 + d[3 * i + 1] * 0.6 + d[3 * i + 2] * 0.1 > 140 ? "#000" : "#fff";
+        }
+        chips.append(chip);
+      });
+      box.append(h("div", { className: "nbfeat-caption", text: pca ? "tokens, coloured by PCA → RGB of this layer" : "tokens" }), chips);
+    }
+    const stack = reply.arrays.get("stack");
+    if (stack) {
+      const chips = [...box.querySelectorAll<HTMLElement>(".nbfeat-token")];
+      const view = stackView(stack, meta, (col) => {
+        chips.forEach((c, i) => {
+          c.classList.toggle("nbfeat-hover", i === col);
+        });
+      });
+      chips.forEach((c, i) => {
+        c.addEventListener("mouseenter", () => view.show(i));
+      });
+      box.append(view.el);
+    }
+    const ch = reply.arrays.get("channels");
+    if (ch) {
+      const [k, t] = ch.shape;
+      const c = h("canvas", { className: "nbfeat-heat nbfeat-token-channels" });
+      paintHeat(c, ch.data as Uint8Array, k, t);
+      c.style.width = `${Math.min(720, t * 18)}px`;
+      c.style.height = `${k * 12}px`;
+      const labels = h("div", { className: "nbfeat-row-labels" }, ...meta.channels.map((x) => h("div", { text: `ch ${x}` })));
+      box.append(
+        h("div", { className: "nbfeat-caption", text: "most active channels of this layer (rows) by token (columns)" }),
+        h("div", { className: "nbfeat-heat-with-labels" }, labels, c),
+      );
+    }
+    return box;
+  };
+
+  const stackView = (stack: NdArray, meta: ViewMeta, onToken: (col: number) => void): { el: HTMLElement; show: (col: number) => void } => {
+    const [L, T] = stack.shape;
+    const vals = stack.data as Float32Array;
+    // each row (layer) on its own scale: norms grow with depth and would hide early layers
+    const bytes = new Uint8Array(L * T);
+    for (let r = 0; r < L; r++) {
+      const row = vals.subarray(r * T, (r + 1) * T);
+      const [lo, hi] = finiteRange(row);
+      bytes.set(toBytes(row, lo, hi), r * T);
+    }
+    const c = h("canvas", { className: "nbfeat-heat nbfeat-stack" });
+    paintHeat(c, bytes, L, T);
+    c.style.width = `${Math.min(720, T * 18)}px`;
+    c.style.height = `${L * 14}px`;
+    const labels = h(
+      "div",
+      { className: "nbfeat-row-labels" },
+      ...meta.stack_labels.map((x, i) => h("div", { text: x, className: i === meta.stack_row ? "nbfeat-current" : "" })),
+    );
+    const traj = h("div", { className: "nbfeat-trajectory", text: "Hover a token (or a column) to see its trajectory across layers." });
+    const show = (col: number) => {
+      const series = Array.from({ length: L }, (_, r) => vals[r * T + col]);
+      traj.replaceChildren(
+        h("div", {
+          className: "nbfeat-caption",
+          text: `token ${col} ${JSON.stringify(meta.tokens[col] ?? "")}: ${meta.stack_value} by layer`,
+        }),
+        lineChart(series, meta.stack_labels),
+      );
+      traj.dataset.token = String(col);
+      onToken(col);
+    };
+    c.addEventListener("mousemove", (ev: MouseEvent) => {
+      const rect = c.getBoundingClientRect();
+      show(Math.max(0, Math.min(T - 1, Math.floor(((ev.clientX - rect.left) / (rect.width || 1)) * T))));
+    });
+    const el = h(
+      "div",
+      { className: "nbfeat-stack-box" },
+      h("div", {
+        className: "nbfeat-caption",
+        text: `${meta.stack_value} per token (columns) and layer (rows), each row scaled to its own range`,
+      }),
+      h("div", { className: "nbfeat-heat-with-labels" }, labels, c),
+      traj,
+    );
+    return { el, show };
+  };
+
+  const vectorView = (reply: Reply, meta: ViewMeta): HTMLElement => {
+    const box = h("div", { className: "nbfeat-vector" });
+    const values = reply.arrays.get("values");
+    if (values) {
+      const [lo, hi] = finiteRange(values.data);
+      const top = Math.max(Math.abs(lo), Math.abs(hi)) || 1;
+      const bars = h("div", { className: "nbfeat-bars" });
+      meta.channels.forEach((c, i) => {
+        const v = values.data[i];
+        const bar = h("div", { className: "nbfeat-bar" });
+        bar.style.width = `${(Math.abs(v) / top) * 100}%`;
+        bars.append(
+          h(
+            "div",
+            { className: "nbfeat-bar-row", attrs: { "data-channel": String(c) } },
+            h("span", { text: `ch ${c}` }),
+            h("div", { className: "nbfeat-bar-track" }, bar),
+            h("span", { text: fmt(v) }),
+          ),
+        );
+      });
+      box.append(h("div", { className: "nbfeat-caption", text: "most active channels" }), bars);
+    }
+    const strip = reply.arrays.get("strip");
+    if (strip) {
+      const c = h("canvas", { className: "nbfeat-heat nbfeat-strip" });
+      paintHeat(c, strip.data as Uint8Array, 1, strip.shape[0]);
+      box.append(h("div", { className: "nbfeat-caption", text: `all ${meta.n_channels} values` }), c);
+    }
+    return box;
+  };
+
+  const offs = [
+    listen(sampleSel, "change", () => setState({ sample: Number(sampleSel.value) })),
+    listen(layerSel, "change", () => setState({ layer: layerSel.value, depth: 0, channel: -1 })),
+    listen(depthSel, "change", () => setState({ depth: Number(depthSel.value) })),
+    listen(channelIn, "change", () => setState({ channel: Math.max(-1, Math.floor(Number(channelIn.value) || 0)) })),
+    listen(toolbar, "click", (ev) => {
+      const action = (ev.target as HTMLElement).closest<HTMLElement>("[data-action]")?.dataset.action;
+      const n = (model.get("samples") ?? []).length;
+      const s = model.get("sample") ?? 0;
+      if (action === "prev" && n) setState({ sample: (s - 1 + n) % n });
+      else if (action === "next" && n) setState({ sample: (s + 1) % n });
+      else if (action === "top") setState({ channel: -1 });
+    }),
+    listen(channelsBox, "click", (ev) => {
+      const tile = (ev.target as HTMLElement).closest<HTMLElement>("[data-channel]");
+      if (tile) setState({ channel: Number(tile.dataset.channel) });
+    }),
+    listen(copyBtn, "click", () => {
+      void copyText(model.get("code") ?? "").then((ok) => {
+        copyBtn.textContent = ok ? "Copied" : "Select and copy";
+        setTimeout(() => {
+          copyBtn.textContent = "Copy code";
+        }, 1500);
+      });
+    }),
+  ];
+
+  const onData = () => {
+    thumbs.clear();
+    fillSelects();
+    schedule();
+  };
+  const onView = () => schedule();
+  const onCode = () => syncControls();
+  const viewKeys = ["sample", "layer", "channel", "depth", "n_top"];
+  for (const k of viewKeys) model.on(`change:${k}`, onView);
+  model.on("change:samples", onData);
+  model.on("change:layers", onData);
+  model.on("change:title", onData);
+  model.on("change:code", onCode);
+  fillSelects();
+  schedule();
+
+  return () => {
+    for (const off of offs) off();
+    for (const k of viewKeys) model.off(`change:${k}`, onView);
+    model.off("change:samples", onData);
+    model.off("change:layers", onData);
+    model.off("change:title", onData);
+    model.off("change:code", onCode);
+    rpc.dispose();
+    root.remove();
+  };
+}
+
+function figure(kind: string, content: HTMLElement, caption: string): HTMLElement {
+  return h("figure", { className: "nbfeat-panel", attrs: { "data-panel": kind } }, content, h("figcaption", { text: caption }));
+}
+
+function rgbCanvas(arr: NdArray, className: string): HTMLCanvasElement {
+  const c = h("canvas", { className });
+  if (arr.shape.length === 3) paintRGB(c, arr.data as Uint8Array, arr.shape[0], arr.shape[1]);
+  return c;
+}
+
+function fmt(v: number | undefined): string {
+  if (v === undefined || !Number.isFinite(v)) return "–";
+  const a = Math.abs(v);
+  return a >= 1000 || (a > 0 && a < 0.01) ? v.toExponential(1) : v.toFixed(a >= 10 ? 1 : 2);
+}
+
+/** An inline SVG line chart of one value per layer. */
+export function lineChart(values: number[], labels: string[]): SVGSVGElement {
+  const ns = "http://www.w3.org/2000/svg";
+  const W = 260;
+  const H = 80;
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", "nbfeat-line");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("width", String(W));
+  svg.setAttribute("height", String(H));
+  const [lo, hi] = finiteRange(values);
+  const span = hi > lo ? hi - lo : 1;
+  const pts = values.map(
+    (v, i) =>
+      `${(4 + (i / Math.max(1, values.length - 1)) * (W - 8)).toFixed(1)},${(H - 4 - ((Number.isFinite(v) ? v - lo : 0) / span) * (H - 8)).toFixed(1)}`,
+  );
+  const line = document.createElementNS(ns, "polyline");
+  line.setAttribute("points", pts.join(" "));
+  line.setAttribute("fill", "none");
+  svg.append(line);
+  values.forEach((v, i) => {
+    const [x, y] = pts[i].split(",");
+    const dot = document.createElementNS(ns, "circle");
+    dot.setAttribute("cx", x);
+    dot.setAttribute("cy", y);
+    dot.setAttribute("r", "2.5");
+    const t = document.createElementNS(ns, "title");
+    t.textContent = `${labels[i] ?? i}: ${fmt(v)}`;
+    dot.append(t);
+    svg.append(dot);
+  });
+  return svg;
+}
+
+async function copyText(text: string): Promise<boolean> {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    // no clipboard permission (http, iframe): the old way
+    const area = h("textarea", { text });
+    document.body.append(area);
+    area.select();
+    let ok = false;
+    try {
+      ok = document.execCommand("copy");
+    } catch {
+      ok = false;
+    }
+    area.remove();
+    return ok;
+  }
+}

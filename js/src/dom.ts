@@ -1,0 +1,31 @@
+// Small DOM helpers shared by the views.
+
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: { className?: string; text?: string; title?: string; attrs?: Record<string, string> } = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  if (props.className) el.className = props.className;
+  if (props.text !== undefined) el.textContent = props.text;
+  if (props.title) el.title = props.title;
+  for (const [k, v] of Object.entries(props.attrs ?? {})) el.setAttribute(k, v);
+  el.append(...children);
+  return el;
+}
+
+export function button(label: string, action: string, title = ""): HTMLButtonElement {
+  const b = h("button", { className: "nbfeat-btn", text: label, title, attrs: { type: "button", "data-action": action } });
+  return b;
+}
+
+/** Add a listener and return the function that removes it. */
+export function listen<K extends keyof HTMLElementEventMap>(
+  target: HTMLElement | Window | Document,
+  type: K,
+  fn: (ev: HTMLElementEventMap[K]) => void,
+  options?: AddEventListenerOptions,
+): () => void {
+  target.addEventListener(type, fn as EventListener, options);
+  return () => target.removeEventListener(type, fn as EventListener, options);
+}

@@ -1,0 +1,158 @@
+"""The activation browser widget: one sample, one layer, on screen.
+
+For image layers it shows the input, a PCA-to-RGB map of the spatial features and the most
+active channels as heatmaps; for text, tokens coloured by PCA, a token-by-layer heatmap
+(hover a token for its trajectory across layers) and the most active channels by token.
+The view asks for each picture when it needs it; arrays travel as binary buffers.
+
+>>> w = nbfeat.browse(ds)                                  # doctest: +SKIP
+>>> w = nbfeat.browse(bb, "images/", layer="layer3")       # doctest: +SKIP
+>>> w.sample, w.layer = 2, "layer4"                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import traitlets
+
+from nbfeat.errors import InputError, UnknownLayerError, did_you_mean
+from nbfeat.widgets._base import NbfeatWidget
+from nbfeat.widgets.views import layer_view, stack_values
+
+
+class BrowserWidget(NbfeatWidget):
+    """Activation browser over a source (`DatasetSource` or `BackboneSource`)."""
+
+    _kind = traitlets.Unicode("browser").tag(sync=True)
+
+    title = traitlets.Unicode("").tag(sync=True)
+    """Heading: the model id, or "extracted features"."""
+
+    modality = traitlets.Unicode("image").tag(sync=True)
+    """"image" or "text": which views apply."""
+
+    samples = traitlets.List(traitlets.Dict()).tag(sync=True)
+    """[{"id", "label"}] of the samples that can be shown (labels, or texts cut short)."""
+
+    layers = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    """Layer names to pick from: module paths (a backbone) or variable names (a dataset)."""
+
+    sample = traitlets.Int(0).tag(sync=True)
+    """Position of the shown sample in `samples`. Default: 0."""
+
+    layer = traitlets.Unicode("").tag(sync=True)
+    """The shown layer ("" for none). Default: the last block, or the first variable."""
+
+    channel = traitlets.Int(-1).tag(sync=True)
+    """A channel to show alone, or -1 for the `n_top` most active channels. Default: -1."""
+
+    depth = traitlets.Int(0).tag(sync=True)
+    """For outputs stacked over depth (node roles) or over calls: which one. Default: 0."""
+
+    n_top = traitlets.Int(12).tag(sync=True)
+    """How many of the most active channels to show. Default: 12."""
+
+    code = traitlets.Unicode("").tag(sync=True)
+    """The equivalent Python call for what is shown (the Copy code button copies it)."""
+
+    def __init__(self, source: Any, layer: str | None = None, **kwargs: Any) -> None:
+        self.source = source
+        self._code_layers: list[str] | None = None
+        super().__init__(
+            title=source.title + (f" ({source.note})" if source.note else ""),
+            modality=source.modality,
+            samples=source.samples(),
+            layers=source.layers(),
+            layer=layer if layer is not None else source.default_layer(),
+            **kwargs,
+        )
+        self._update_code()
+
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal: Any) -> str:
+        value = str(proposal["value"])
+        if value and value not in self.layers:
+            raise UnknownLayerError(f"No layer {value!r} to browse.{did_you_mean(value, self.layers)}")
+        return value
+
+    @traitlets.validate("sample")
+    def _valid_sample(self, proposal: Any) -> int:
+        value = int(proposal["value"])
+        if not 0 <= value < max(1, len(self.samples)):
+            raise InputError(f"sample must be between 0 and {len(self.samples) - 1}; got {value}.")
+        return value
+
+    @traitlets.observe("layer", "sample")
+    def _on_shown(self, change: Any) -> None:
+        self._update_code()
+
+    def _update_code(self, layers: list[str] | None = None) -> None:
+        """`code` for `layers` (kept: the explorer passes the tree's selection), else the shown layer."""
+        if layers is not None:
+            self._code_layers = list(layers)
+        chosen = self._code_layers if self._code_layers is not None else ([self.layer] if self.layer else [])
+        self.code = self.source.code(chosen, self.sample)
+
+    def _request_view(self, content: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Everything the view shows for one (sample, layer): thumbnail, PCA, channels."""
+        i = int(content.get("sample", self.sample))
+        name = str(content.get("layer", self.layer))
+        if not 0 <= i < len(self.samples):
+            raise InputError(f"sample must be between 0 and {len(self.samples) - 1}; got {i}.")
+        channel = int(content.get("channel", -1))
+        depth = int(content.get("depth", 0))
+        k = max(1, min(int(content.get("k", self.n_top)), 64))
+        data = self.source.layer(i, name, depth=depth)
+        meta, arrays = layer_view(data, k=k, channel=channel, depth=depth, image=self.modality == "image")
+        if self.modality == "text":
+            stack = self.source.stack(i)
+            if stack is not None:
+                c = channel if stack.values.shape[-1] == meta["n_channels"] else -1
+                arrays["stack"], meta["stack_value"] = stack_values(stack.values, c)
+                meta["stack_labels"] = stack.labels
+                meta["stack_row"] = stack.row_of(name, depth)
+                if not meta.get("tokens") or len(meta["tokens"]) != arrays["stack"].shape[1]:
+                    meta["tokens"] = meta.get("tokens") or [str(t) for t in range(arrays["stack"].shape[1])]
+        if content.get("thumb") and self.modality == "image":
+            thumb = self.source.thumbnail(i)
+            if thumb is not None:
+                arrays["thumb"] = thumb
+        sample_id = self.samples[i]["id"]
+        meta.update({"layer": name, "sample": i, "info": f"{name} · {meta.pop('shape_text')} · sample {sample_id}"})
+        return meta, arrays
+
+
+def browse(data: Any, inputs: Any = None, layer: str | None = None, max_samples: int = 16, **kwargs: Any) -> BrowserWidget:
+    """Browse activations: of extracted results, or of a backbone run on a few inputs.
+
+    Args:
+        data: a Dataset/DataTree from `bb.extract` (or `nbfeat.open`), or a Backbone (or
+            model id) together with `inputs`.
+        inputs: with a backbone: images (folder, paths, PIL, arrays) or texts.
+        layer: the layer (module path or variable name) to show first.
+        max_samples: with a backbone, how many inputs to offer (each layer is extracted
+            for these on first look, then cached).
+
+    Example:
+        >>> nbfeat.browse(bb.extract("images/", layers=["layer3", "layer4"]))   # doctest: +SKIP
+    """
+    from nbfeat.widgets.sources import BackboneSource, DatasetSource
+
+    if isinstance(data, str) or hasattr(data, "dummy_inputs"):
+        if inputs is None:
+            raise InputError("nbfeat.browse(bb, inputs): pass the inputs to run the model on.")
+        bb = _backbone(data)
+        source: Any = BackboneSource(bb, inputs, max_samples=max_samples)
+    else:
+        source = DatasetSource(data)
+    return BrowserWidget(source, layer=layer, **kwargs)
+
+
+def _backbone(model: Any) -> Any:
+    if isinstance(model, str):
+        import nbfeat
+
+        return nbfeat.load(model)
+    return model

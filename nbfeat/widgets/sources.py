@@ -1,0 +1,276 @@
+"""Where the activation browser gets one sample's layer output from.
+
+`DatasetSource` reads labelled results (a Dataset or DataTree from `bb.extract`, or a store
+from `nbfeat.open`): one sample of one variable at a time, so a lazy store loads only what is
+shown. `BackboneSource` runs the model: the first look at a layer extracts it for the shown
+samples in one batch (the forward stops right after that layer) and keeps it in an LRU cache.
+
+>>> src = BackboneSource(bb, "images/", max_samples=8)      # doctest: +SKIP
+>>> src.layer(0, "layer3").values.shape                     # doctest: +SKIP
+(256, 14, 14)
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from nbfeat.errors import InputError, NbfeatError, UnknownLayerError, did_you_mean
+from nbfeat.widgets.views import LayerData, thumbnail
+
+STACK_KEY = "\0block"  # cache key of the text token-by-layer stack (no module has this name)
+
+
+class Stack:
+    """A text sample's hidden states at every block: values (L, T, C), one label per row."""
+
+    def __init__(self, values: np.ndarray, labels: list[str], modules: list[str], name: str = ""):
+        self.values, self.labels, self.modules, self.name = values, labels, modules, name
+
+    def row_of(self, layer: str, depth: int = 0) -> int:
+        """The row of `layer`: `depth` for the stacked variable itself, else the row of the
+        block that is, or holds, `layer` (-1: none)."""
+        if layer == self.name:
+            return depth
+        for i, m in enumerate(self.modules):
+            if layer == m or layer.startswith(m + "."):
+                return i
+        return -1
+
+
+class DatasetSource:
+    """Browse labelled results: each variable with a `sample` dim is a layer."""
+
+    def __init__(self, data: Any, title: str | None = None):
+        import xarray as xr
+
+        if isinstance(data, xr.DataArray):
+            data = data.to_dataset(name=str(data.name or "data"))
+        self._vars: dict[str, Any] = {}
+        if isinstance(data, xr.DataTree):
+            for node in data.subtree:
+                ds = node.to_dataset()
+                path = node.path.strip("/")
+                for name in node.data_vars:
+                    key = path if path.rpartition("/")[2] == name else "/".join(p for p in (path, str(name)) if p)
+                    self._vars[key] = ds[name]
+            attrs = dict(data.attrs) or next((dict(n.attrs) for n in data.subtree if n.attrs), {})
+        elif isinstance(data, xr.Dataset):
+            self._vars = {str(k): data[k] for k in data.data_vars}
+            attrs = dict(data.attrs)
+        else:
+            raise InputError(f"nbfeat.browse takes a Dataset, DataTree or DataArray (or a backbone and inputs); got {type(data).__name__}.")
+        self._vars = {k: v for k, v in self._vars.items() if "sample" in v.dims}
+        if not self._vars:
+            raise InputError("Nothing to browse: no variable has a 'sample' dim.")
+        first = next(iter(self._vars.values()))
+        n = first.sizes["sample"]
+        # per-sample coords; a DataTree keeps the non-index ones (label, path, token_text) on
+        # its root only
+        coords = {str(k): c for k, c in first.coords.items()}
+        if isinstance(data, xr.DataTree):
+            coords = {str(k): c for k, c in data.to_dataset().coords.items()} | coords
+        per_sample = {k: np.asarray(c.values) for k, c in coords.items() if c.dims[:1] == ("sample",) and c.sizes["sample"] == n}
+        self._ids = [str(s) for s in per_sample["sample"]] if "sample" in per_sample else [str(i) for i in range(n)]
+        self._labels = [str(s) for s in per_sample["label"]] if "label" in per_sample else [""] * n
+        self._paths = [str(s) for s in per_sample["path"]] if "path" in per_sample else [""] * n
+        self._token_text = per_sample.get("token_text")
+        self._mask = per_sample.get("mask")
+        self.modality = str(attrs.get("modality") or ("text" if self._token_text is not None else "image"))
+        self.title = title or str(attrs.get("model", "")) or "extracted features"
+        self.note = ""
+        self._is_tree = isinstance(data, xr.DataTree)
+
+    def samples(self) -> list[dict[str, str]]:
+        return [{"id": i, "label": lab} for i, lab in zip(self._ids, self._labels)]
+
+    def layers(self) -> list[str]:
+        return list(self._vars)
+
+    def default_layer(self) -> str:
+        return next(iter(self._vars))
+
+    def _var(self, name: str) -> Any:
+        if name not in self._vars:
+            raise UnknownLayerError(f"No variable {name!r} to browse.{did_you_mean(name, self._vars)}")
+        return self._vars[name]
+
+    def layer(self, i: int, name: str, depth: int = 0) -> LayerData:
+        da = self._var(name).isel(sample=i)
+        return LayerData(np.asarray(da.values), tuple(str(d) for d in da.dims), dict(da.attrs), self._tokens(da, i))
+
+    def _tokens(self, da: Any, i: int) -> list[str] | None:
+        if "token" not in da.dims or self._token_text is None:
+            return None
+        text = [str(t) for t in self._token_text[i]]
+        if self._mask is not None:
+            text = text[: int(np.asarray(self._mask[i], dtype=bool).sum())]
+        return text
+
+    def stack(self, i: int) -> Stack | None:
+        """For text: the first variable stacked over depth with token and channel dims."""
+        if self.modality != "text":
+            return None
+        names = sorted(self._vars, key=lambda k: k != "block")  # the block node first
+        for name in names:
+            da = self._vars[name]
+            if da.dims[1:] == ("layer", "token", "channel"):
+                one = da.isel(sample=i)
+                tokens = self._tokens(one, i)
+                values = np.asarray(one.values)[:, : len(tokens) if tokens is not None else None]
+                modules = [str(m) for m in one.coords["module"].values] if "module" in one.coords else []
+                labels = [f"{name} {k}" for k in range(values.shape[0])]
+                return Stack(values, labels, modules, name=name)
+        return None
+
+    def thumbnail(self, i: int) -> np.ndarray | None:
+        path = self._paths[i]
+        if not path or self.modality != "image":
+            return None
+        try:
+            from nbfeat.data.images import open_rgb
+
+            return thumbnail(open_rgb(path, 2 * 160))
+        except Exception:  # a moved or unreadable file: the view shows no thumbnail
+            return None
+
+    def code(self, layers: list[str], sample: int) -> str:
+        if not layers:
+            return ""
+        name = "dt" if self._is_tree else "ds"
+        return "\n".join(f"{name}[{layer!r}].isel(sample={sample})  # sample {self._ids[sample]!r}" for layer in layers)
+
+
+class BackboneSource:
+    """Browse a model's layers for a few inputs, extracting each layer on first look."""
+
+    def __init__(self, bb: Any, inputs: Any, max_samples: int = 16, cache_bytes: int = 512 * 2**20):
+        from nbfeat.data.inputs import resolve_inputs
+
+        self.bb = bb
+        resolved = resolve_inputs(inputs, bb.modality)
+        self.note = ""
+        if len(resolved) > max_samples:
+            self.note = f"showing the first {max_samples} of {len(resolved)} inputs (max_samples)"
+            resolved = resolved.subset(range(max_samples))
+        self.inputs = resolved
+        self.modality = str(bb.modality)
+        self.title = str(bb.id)
+        self.cache_bytes = int(cache_bytes)
+        self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.extractions = 0  # forward runs so far (tests check the cache with it)
+
+    def samples(self) -> list[dict[str, str]]:
+        texts = self.inputs.texts
+        return [
+            {"id": i, "label": (texts[k][:48] if texts else lab)}
+            for k, (i, lab) in enumerate(zip(self.inputs.ids, self.inputs.labels))
+        ]
+
+    def layers(self) -> list[str]:
+        return list(self.bb.layers())
+
+    def default_layer(self) -> str:
+        return self.bb.blocks[-1] if self.bb.blocks else self.bb.layers()[-1]
+
+    def _extract(self, key: str, **spec: Any) -> dict[str, Any]:
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        run = self.bb.prepare(self.inputs, batch_size=len(self.inputs), **spec)
+        n = len(self.inputs)
+        values = {name: np.full((n, *v.shape), np.nan, dtype=np.float32) for name, v in run.variables.items()}
+        failed: dict[int, str] = {}
+        token_text = mask = None
+        for batch in run.iter_batches():
+            for name, arr in batch.features.items():
+                values[name][batch.positions] = arr
+            for pos, reason in batch.failed:
+                failed[int(pos)] = reason
+            if "token_text" in batch.sample_coords:
+                tt, mk = batch.sample_coords["token_text"], batch.sample_coords["mask"]
+                if token_text is None:
+                    token_text = np.full((n, tt.shape[1]), "", dtype=object)
+                    mask = np.zeros((n, tt.shape[1]), dtype=bool)
+                token_text[batch.positions] = tt
+                mask[batch.positions] = mk
+        self.extractions += 1
+        entry = {"variables": run.variables, "values": values, "failed": failed, "token_text": token_text, "mask": mask}
+        self._cache[key] = entry
+        while len(self._cache) > 1 and sum(sum(a.nbytes for a in e["values"].values()) for e in self._cache.values()) > self.cache_bytes:
+            self._cache.popitem(last=False)
+        return entry
+
+    def _check(self, entry: dict[str, Any], i: int) -> None:
+        if not 0 <= i < len(self.inputs):
+            raise InputError(f"Sample {i} is out of range: {len(self.inputs)} samples.")
+        if i in entry["failed"]:
+            raise InputError(f"Sample {self.inputs.ids[i]!r} could not be read: {entry['failed'][i]}")
+
+    def _tokens(self, entry: dict[str, Any], i: int) -> list[str] | None:
+        if entry["token_text"] is None:
+            return None
+        n = int(entry["mask"][i].sum())
+        return [str(t) for t in entry["token_text"][i][:n]]
+
+    def layer(self, i: int, name: str, depth: int = 0) -> LayerData:
+        if name not in set(self.bb.layers()):
+            raise UnknownLayerError(f"{name!r} is not a module of {self.bb.id}.{did_you_mean(name, self.bb.layers())}")
+        entry = self._extract(name, layers=[name])
+        self._check(entry, i)
+        variables = entry["variables"]
+        if name in variables:
+            spec = variables[name]
+            return LayerData(entry["values"][name][i], tuple(spec.dims[1:]), dict(spec.attrs), self._tokens(entry, i))
+        # a module called several times with outputs of different shapes: one variable per call
+        calls = sorted((k for k in variables if k.startswith(name + "#")), key=lambda k: int(k.rpartition("#")[2]))
+        if not calls:
+            raise NbfeatError(f"{name!r} gave no output to show.")
+        key = calls[min(max(depth, 0), len(calls) - 1)]
+        spec = variables[key]
+        return LayerData(entry["values"][key][i], tuple(spec.dims[1:]), dict(spec.attrs), self._tokens(entry, i), n_depth=len(calls), depth_label="call")
+
+    def stack(self, i: int) -> Stack | None:
+        if self.modality != "text" or not self.bb.nodes.get("block"):
+            return None
+        entry = self._extract(STACK_KEY, nodes=["block"])
+        self._check(entry, i)
+        tokens = self._tokens(entry, i)
+        values = entry["values"]["block"][i]
+        if tokens is not None:
+            values = values[:, : len(tokens)]
+        modules = list(json.loads(entry["variables"]["block"].attrs.get("modules", "[]")) or self.bb.nodes["block"])
+        return Stack(values, list(modules), modules)
+
+    def thumbnail(self, i: int) -> np.ndarray | None:
+        kind, item = self.inputs.kind, None
+        try:
+            if kind == "text":
+                return None
+            item = self.inputs.items[i]
+            if kind == "files":
+                from nbfeat.data.images import open_rgb
+
+                return thumbnail(open_rgb(item, 2 * 160))
+            if kind == "tensor":  # model-ready CxHxW floats: stretch to 0..255 for a look
+                x = item.detach().float().cpu().numpy()
+                x = (x - x.min()) / max(float(x.max() - x.min()), 1e-12)
+                x = np.moveaxis(x, 0, -1)
+                rgb = x[..., :3] if x.shape[-1] >= 3 else np.repeat(x[..., :1], 3, -1)
+                return thumbnail((rgb * 255).astype(np.uint8))
+            from nbfeat.data.images import array_to_pil
+
+            if type(item).__module__.startswith("PIL."):
+                return thumbnail(item)
+            return thumbnail(array_to_pil(item.cpu().numpy() if hasattr(item, "cpu") else item))
+        except Exception:  # the browser still shows the layer without a thumbnail
+            return None
+
+    def code(self, layers: list[str], sample: int = 0) -> str:
+        if not layers:
+            return ""
+        args = f"{self.bb.id!r}" + ("" if self.bb.pretrained else ", pretrained=False")
+        return f"bb = nbfeat.load({args})\nds = bb.extract(inputs, layers={list(layers)!r})"

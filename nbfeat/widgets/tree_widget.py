@@ -1,0 +1,130 @@
+"""The model tree widget: module hierarchy with types, output shapes and parameter counts.
+
+Click a row, shift-click a range, ctrl/cmd-click to add, or type a pattern such as
+`blocks.*.attn` and press Enter. The selection is `widget.selected` (module paths), synced
+both ways.
+
+>>> w = nbfeat.tree("timm:vit_small_patch14_dinov2")   # doctest: +SKIP
+>>> w.selected = ["blocks.3.attn"]                     # doctest: +SKIP
+>>> w.observe(lambda ch: print(ch["new"]), names=["selected"])   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+import traitlets
+
+from nbfeat.errors import NbfeatError, UnknownLayerError, did_you_mean
+from nbfeat.widgets._base import NbfeatWidget
+
+
+class TreeWidget(NbfeatWidget):
+    """Module tree of a model; build it with `nbfeat.tree(...)` or `bb.tree()`."""
+
+    _kind = traitlets.Unicode("tree").tag(sync=True)
+
+    title = traitlets.Unicode("").tag(sync=True)
+    """The model id (or class name). (Not `model_id`: ipywidgets uses that for the comm.)"""
+
+    rows = traitlets.List(traitlets.Dict()).tag(sync=True)
+    """One dict per module, from `nbfeat.models.tree.module_tree`: path, name, type, depth,
+    parent, params, shape (batch 1; None if unknown), calls, role. Default: []."""
+
+    selected = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    """Selected module paths, in tree order. Set it from Python to select; observe it to
+    react to clicks. Unknown paths raise. Default: []."""
+
+    focused = traitlets.Unicode("").tag(sync=True)
+    """The module last clicked ("" before any click): the layer a linked browser shows."""
+
+    height = traitlets.Int(360).tag(sync=True)
+    """Height of the scrolling list in pixels. Default: 360."""
+
+    def __init__(self, rows: list[dict[str, Any]], title: str = "", **kwargs: Any) -> None:
+        super().__init__(rows=rows, title=title, **kwargs)
+
+    @traitlets.validate("selected")
+    def _valid_selected(self, proposal: Any) -> list[str]:
+        known = self.paths
+        paths = list(dict.fromkeys(proposal["value"]))
+        for p in paths:
+            if p not in known:
+                raise UnknownLayerError(f"{p!r} is not a module of {self.title or 'this model'}.{did_you_mean(p, known)}")
+        order = {p: i for i, p in enumerate(self._path_list)}
+        return sorted(paths, key=order.__getitem__)
+
+    @property
+    def _path_list(self) -> list[str]:
+        return [r["path"] for r in self.rows if r["path"]]
+
+    @property
+    def paths(self) -> set[str]:
+        """Every selectable module path (the root excluded)."""
+        return set(self._path_list)
+
+    def select(self, pattern: str) -> list[str]:
+        """Select the modules matching a glob (fnmatch rules, as `bb.layers(pattern)`).
+
+        Example:
+            >>> w.select("layer*.0.conv1")     # doctest: +SKIP
+            ['layer1.0.conv1', 'layer2.0.conv1', 'layer3.0.conv1', 'layer4.0.conv1']
+        """
+        hits = [p for p in self._path_list if fnmatch.fnmatchcase(p, pattern)]
+        if not hits:
+            raise UnknownLayerError(f"No module matches {pattern!r}.{did_you_mean(pattern.replace('*', ''), self._path_list)}")
+        self.selected = hits
+        self.focused = hits[-1]
+        return hits
+
+    def row(self, path: str) -> dict[str, Any]:
+        """The row of one module (shape, params, ...)."""
+        for r in self.rows:
+            if r["path"] == path:
+                return r
+        raise UnknownLayerError(f"{path!r} is not a module of {self.title or 'this model'}.{did_you_mean(path, self._path_list)}")
+
+    def __repr__(self) -> str:
+        return f"<TreeWidget {self.title}: {len(self.rows)} modules, selected={self.selected}>"
+
+
+def tree(model: Any, height: int = 360, **load_kwargs: Any) -> TreeWidget:
+    """The module tree of a model, with shapes from a dry run that allocates nothing.
+
+    Args:
+        model: a Backbone, an `nn.Module`, or a model id. An id is built on the `meta`
+            device: no weights are downloaded or allocated, so large models open fast.
+        height: list height in pixels.
+        load_kwargs: passed to `nbfeat.load` for an id (e.g. `model_kwargs`).
+
+    Example:
+        >>> w = nbfeat.tree("torchvision:resnet18")     # doctest: +SKIP
+        >>> w.selected                                  # doctest: +SKIP
+        ['layer3']
+    """
+    from nbfeat.models.tree import module_tree
+
+    target = _meta_backbone(model, load_kwargs) if isinstance(model, str) else model
+    model_id = getattr(target, "id", None) or type(target).__name__
+    widget = TreeWidget(module_tree(target), title=str(model_id), height=height)
+    if hasattr(target, "dummy_inputs") and not isinstance(model, str):
+        # `bb.extract(..., layers=bb.tree_widget.selected)` reads the last tree shown
+        target.tree_widget = widget
+    return widget
+
+
+def _meta_backbone(model_id: str, load_kwargs: dict[str, Any]) -> Any:
+    """Build the model from its id with every tensor on `meta` (nothing downloaded or allocated)."""
+    import torch
+
+    import nbfeat
+
+    kwargs = {**load_kwargs, "pretrained": False}
+    try:
+        with torch.device("meta"):
+            return nbfeat.load(model_id, device="meta", **kwargs)
+    except NbfeatError:  # unknown id, offline, ...: the user's to fix
+        raise
+    except Exception:  # a model whose constructor needs real tensors: random weights on CPU
+        return nbfeat.load(model_id, device="cpu", **kwargs)

@@ -8,6 +8,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Tests and the demo never reach a model hub: weights come from a local cache or are random.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: setup demo test test-py test-js docs bench lint clean js
 
@@ -35,7 +36,7 @@ $(STAMP)/chromium: | $(STAMP)
 	touch $@
 
 demo: $(STAMP)/venv
-	$(BIN)/python -m nbfeat.demo --out demo_output
+	$(BIN)/python -m nbfeat.demo --out demo_output --notebook notebooks/01_quickstart.ipynb
 
 test: setup test-js test-py docs
 

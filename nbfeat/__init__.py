@@ -50,7 +50,13 @@ _LAZY = {
 }
 
 
+# subpackages reachable as attributes without an explicit import (nbfeat.store.sample(...))
+_SUBMODULES = ("analysis", "data", "engine", "examples", "models", "store", "widgets")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"nbfeat.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'nbfeat' has no attribute {name!r}")
@@ -68,6 +74,13 @@ def load_ipython_extension(ipython: Any) -> None:
     from nbfeat import magics
 
     magics.load_ipython_extension(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """`%unload_ext nbfeat`: remove the magics and the completer."""
+    from nbfeat import magics
+
+    magics.unload_ipython_extension(ipython)
 
 
 def _register_accessors_when_xarray_loads() -> None:

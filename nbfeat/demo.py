@@ -2,7 +2,7 @@
 
 Uses pretrained weights when the local cache has them, otherwise random weights (and says so).
 
-    python -m nbfeat.demo --out demo_output [--model dinov2_vits14]
+    python -m nbfeat.demo --out demo_output [--model dinov2_vits14] [--notebook notebooks/01_quickstart.ipynb]
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nbfeat.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model id or alias (default: {DEFAULT_MODEL})")
+    parser.add_argument("--notebook", default=None, help="also execute this notebook into an HTML page in --out")
     args = parser.parse_args(argv)
     out = Path(args.out)
     images = make_images(out / "images")
@@ -69,7 +70,25 @@ def main(argv: list[str] | None = None) -> int:
         acc = nearest_neighbour_accuracy(var.values, labels)
         print(f"{name:<14}{str(var.dims):<22}{str(var.shape):<16}{acc:.2f}")
     print(f"failed inputs: {ds.attrs['n_failed']}")
+    if args.notebook:
+        html = run_notebook(Path(args.notebook), out)
+        print(f"\nnotebook: executed {args.notebook} -> {html.resolve()} (plots and widget state included)")
     return 0
+
+
+def run_notebook(path: Path, out: Path) -> Path:
+    """Execute a notebook with `out` as its working folder and save it as HTML there."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(out)}}).execute()
+    nbformat.write(nb, out / path.name)
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    target = out / (path.stem + ".html")
+    target.write_text(html, encoding="utf-8")
+    return target
 
 
 if __name__ == "__main__":

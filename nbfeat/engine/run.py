@@ -59,12 +59,9 @@ class ExtractionRun:
         flatten: bool = False,
         batch_size: int = 32,
         num_workers: int | None = None,
-        device: Any = None,
         ids: list[str] | None = None,
         labels: list[str] | None = None,
     ):
-        import torch
-
         if int(batch_size) < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}.")
         self.bb = bb
@@ -73,7 +70,7 @@ class ExtractionRun:
         self.flatten = bool(flatten)
         self.batch_size = int(batch_size)
         self.num_workers = num_workers
-        self.device = torch.device(device) if device is not None else bb.device
+        self.device = bb.device
         self._args = {"layers": _jsonable(layers), "nodes": _jsonable(nodes), "pool": _jsonable(pool), "flatten": self.flatten, "batch_size": self.batch_size}
         # module path -> distinct pools requested for it (a module may serve several targets)
         self._pools: dict[str, list[PoolSpec | None]] = {}

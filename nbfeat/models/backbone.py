@@ -35,7 +35,7 @@ class Backbone:
         self.input_name = loaded.input_name
         self.prefix_tokens = loaded.prefix_tokens
         self.max_length = loaded.max_length
-        self.device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = as_device(device)
         self.dtype = _as_dtype(dtype)
         self.model = loaded.model.to(self.device)
         if self.dtype is not None:
@@ -137,7 +137,7 @@ class Backbone:
         """Move the model to `device` (in place); returns self."""
         import torch
 
-        self.device = torch.device(device)
+        self.device = as_device(device)
         self.model.to(self.device)
         return self
 
@@ -184,6 +184,25 @@ class Backbone:
         n = sum(p.numel() for p in self.model.parameters())
         weights = "random weights" if self._loaded.weights == "random" else self._loaded.weights
         return f"<Backbone {self.id}: {self.modality}, {n / 1e6:.1f}M params, {len(self.blocks)} blocks, {weights}, {self.device}>"
+
+
+def as_device(device: Any) -> Any:
+    """A torch.device from "cpu", "cuda:1", ... (None: cuda when available), or a clear error."""
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        from nbfeat.errors import NbfeatError
+
+        raise NbfeatError(f"Unknown device {device!r}: use 'cpu', 'cuda', 'cuda:1' or 'mps'.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        from nbfeat.errors import NbfeatError
+
+        raise NbfeatError(f"device={device!r} but no CUDA GPU is available here: use device='cpu'.")
+    return dev
 
 
 def _as_dtype(dtype: Any) -> Any:

@@ -23,7 +23,6 @@ class Backbone:
     """A model plus everything nbfeat needs to extract from it. Build with `nbfeat.load`."""
 
     def __init__(self, model_id: str, source: str, name: str, loaded: Loaded, *, pretrained: bool, weights: str | None, device: Any, dtype: Any, trust_remote_code: bool = False, model_kwargs: dict[str, Any] | None = None):
-        import torch
 
         self.id = model_id
         self.source = source
@@ -135,7 +134,6 @@ class Backbone:
 
     def to(self, device: Any) -> Backbone:
         """Move the model to `device` (in place); returns self."""
-        import torch
 
         self.device = as_device(device)
         self.model.to(self.device)

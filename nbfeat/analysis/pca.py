@@ -171,8 +171,12 @@ def pca_rgb(features: np.ndarray, low: float = 1.0, high: float = 99.0) -> np.nd
     good = flat[ok]
     if good.shape[0] >= 2 and c >= 1:
         centred = good - good.mean(axis=0)
-        # covariance (C x C) keeps this cheap for many positions
-        w, v = np.linalg.eigh(centred.T @ centred)
+        n = centred.shape[0]
+        if n >= c:  # covariance (C x C): cheap for many positions
+            w, v = np.linalg.eigh(centred.T @ centred)
+        else:  # Gram (N x N): cheap for wide layers with few positions (text, C=4096)
+            w, u = np.linalg.eigh(centred @ centred.T)
+            v = centred.T @ u / np.sqrt(np.maximum(w, 1e-12))[None, :]
         v = v[:, np.argsort(w)[::-1][:3]]
         v = v * _flip_signs(v.T)[None, :]
         proj = centred @ v

@@ -101,3 +101,15 @@ def test_pca_rgb_colours_follow_the_top_components():
     out = pca_rgb(feats)
     assert (out[0, 0, 0] == 0).all()
     assert pca_rgb(rng.normal(size=(5, 2))).shape == (5, 3)  # fewer than 3 channels
+
+
+def test_pca_rgb_wide_layer_gram_path_equals_covariance_path():
+    # few positions, many channels (text at C=4096) takes the N x N Gram route; repeating every
+    # row keeps the mean and the principal axes, and pushes N past C onto the covariance route
+    from nbfeat.analysis.pca import pca_rgb
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(12, 64)) * np.linspace(4, 0.1, 64)
+    wide = pca_rgb(x, low=0, high=100)  # min/max scaling: percentiles would differ with N
+    tall = pca_rgb(np.tile(x, (8, 1)), low=0, high=100)[:12]
+    assert np.abs(wide.astype(int) - tall.astype(int)).max() <= 1

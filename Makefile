@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup demo test test-py test-js docs bench lint clean js
+.PHONY: setup demo test test-py test-js docs bench bench-memory lint clean js
 
 setup: $(STAMP)/venv $(STAMP)/chromium
 
@@ -49,8 +49,12 @@ test-js: $(STAMP)/js
 docs: $(STAMP)/venv
 	$(BIN)/mkdocs build --strict --quiet --site-dir site
 
+# The 20,000-image memory run takes about an hour: it has its own target.
 bench: $(STAMP)/venv
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run --skip memory
+
+bench-memory: $(STAMP)/venv
+	$(BIN)/python -m bench.run --only memory
 
 lint: $(STAMP)/venv
 	$(BIN)/ruff check nbfeat tests bench

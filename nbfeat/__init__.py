@@ -51,7 +51,7 @@ _LAZY = {
 
 
 # subpackages reachable as attributes without an explicit import (nbfeat.store.sample(...))
-_SUBMODULES = ("analysis", "data", "engine", "examples", "models", "store", "widgets")
+_SUBMODULES = ("analysis", "data", "engine", "errors", "examples", "models", "store", "widgets")
 
 
 def __getattr__(name: str) -> Any:

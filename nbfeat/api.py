@@ -12,6 +12,8 @@ from typing import Any
 
 from nbfeat.models.backbone import Backbone
 
+RANDOM_INIT_SEED = 0
+
 
 def load(
     model: str,
@@ -27,7 +29,7 @@ def load(
     Args:
         model: the model id; `nbfeat.list_models()` lists them.
         pretrained: download (or take from the local cache) the published weights;
-            False gives random weights.
+            False gives random weights, seeded so every process builds the same model.
         weights: a local checkpoint file (timm/torchvision) or a local Hugging Face
             directory; loaded with `weights_only=True`.
         device: "cpu", "cuda", ... (default: cuda when available).
@@ -45,14 +47,22 @@ def load(
 
     if isinstance(model, Backbone):
         return model
+    import torch
+
     source, name = resolve(str(model))
     torch_dtype = _as_dtype(dtype)
-    if source == "timm":
-        loaded = timm_source.load(name, pretrained, weights, model_kwargs or {})
-    elif source == "torchvision":
-        loaded = torchvision_source.load(name, pretrained, weights, model_kwargs or {})
-    else:
-        loaded = hf_source.load(name, pretrained, weights, trust_remote_code=trust_remote_code, dtype=torch_dtype)
+    # Random weights are seeded (without touching the caller's RNG), so a resumed run, a
+    # Dask worker and a rerun all build the same model.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_INIT_SEED)
+        if source == "timm":
+            loaded = timm_source.load(name, pretrained, weights, model_kwargs or {})
+        elif source == "torchvision":
+            loaded = torchvision_source.load(name, pretrained, weights, model_kwargs or {})
+        else:
+            loaded = hf_source.load(name, pretrained, weights, trust_remote_code=trust_remote_code, dtype=torch_dtype)
+    if loaded.weights == "random":
+        loaded.weights = f"random(seed={RANDOM_INIT_SEED})"
     return Backbone(f"{source}:{name}", source, name, loaded, pretrained=pretrained, weights=weights, device=device, dtype=torch_dtype, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs)
 
 

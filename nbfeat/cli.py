@@ -12,13 +12,15 @@ Exit status: 0 done, 2 a usage or user error (one line on stderr), 1 an unexpect
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from nbfeat._version import __version__
-from nbfeat.config import EXTRACT_FLAGS, KEYS, flags_to_raw, load_config
+from nbfeat.config import EXTRACT_FLAGS, KEYS, flags_to_raw, load_config, one_line
 from nbfeat.errors import NbfeatError
 
 EXAMPLE_CONFIG = """\
@@ -33,13 +35,28 @@ out: feats.zarr
 
 # A path that is missing, not a folder, or not writable is the user's to fix, not a bug.
 PATH_ERRORS: tuple[type[OSError], ...] = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError)
+# and so is a full disk or quota (OSError with these errno values)
+DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def is_user_error(error: BaseException) -> bool:
+    """True for mistakes the user fixes (shown as one line); False for bugs (a traceback)."""
+    if isinstance(error, (NbfeatError, *PATH_ERRORS)):
+        return True
+    return isinstance(error, OSError) and error.errno in DISK_FULL
 
 
 def user_message(error: BaseException) -> str:
-    """The one line shown for a user error."""
+    """The one line shown for a user error (line breaks in quoted names escaped)."""
+    if isinstance(error, OSError) and not isinstance(error, NbfeatError) and error.errno in DISK_FULL:
+        where = f" (writing {error.filename})" if error.filename else ""
+        return one_line(
+            f"{error.strerror or 'No space left on device'}{where}. Free some space and run the same "
+            "command again: a store keeps its finished chunks and resumes."
+        )
     if isinstance(error, OSError) and not isinstance(error, NbfeatError) and error.filename:
-        return f"{error.strerror}: {error.filename}"
-    return str(error)
+        return one_line(f"{error.strerror}: {error.filename}")
+    return one_line(str(error))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -90,16 +107,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    show = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning
     try:
         return _COMMANDS[args.command](args)
-    except (NbfeatError, *PATH_ERRORS) as e:
-        if args.traceback:
+    except Exception as e:
+        if args.traceback or not is_user_error(e):
             raise
         print(f"nbfeat {args.command}: {user_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("nbfeat: interrupted. Rerun the same command to resume a run with out=.", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = show
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> str:
+    # a warning on the command line is one line about the run, not a source line of nbfeat
+    return f"nbfeat: {category.__name__}: {one_line(str(message))}\n"
 
 
 def _extract(args: argparse.Namespace) -> int:

@@ -52,8 +52,25 @@ PER_MODEL_KEYS = ("layers", "nodes", "pool", "weights")
 ROLES = ("attn", "mlp", "block")
 
 
+# what str.splitlines() breaks at, written as escapes: a message quoting a key typed with a
+# newline in it stays one line
+_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def one_line(text: str) -> str:
+    """`text` with line breaks escaped, so a message quoting user text stays one line.
+
+    >>> print(one_line("a\\nb"))
+    a\\nb
+    """
+    return text.translate(_LINE_BREAKS)
+
+
 class ConfigError(NbfeatError, ValueError):
     """A config that nbfeat cannot use; the message names the key and what to write."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
 
 
 @dataclass
@@ -167,6 +184,12 @@ def parse_yaml(text: str) -> Any:
     except yaml.YAMLError as e:
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"Config is not valid YAML{_where(e)}: {problem}.") from None
+    except RecursionError:
+        raise ConfigError("Config is not valid YAML: nested too deeply.") from None
+    except (ValueError, TypeError, LookupError, AttributeError, OverflowError) as e:
+        # PyYAML's own constructors fail like this on values such as `!!int x`,
+        # `!!float` (empty) or `2001-02-30`
+        raise ConfigError(f"Config is not valid YAML: a value could not be read ({type(e).__name__}: {str(e)[:120]}).") from None
 
 
 def _where(e: Any) -> str:
@@ -218,9 +241,10 @@ def _next_key(node: dict[str, Any], parts: list[str]) -> tuple[str, list[str]]:
 
 def _as_mapping(value: Any, name: str) -> dict[str, Any]:
     # `layers: [layer3, layer4]` overridden as `layers.layer4.pool=max` becomes a mapping
-    if isinstance(value, list | str | int):
-        return {v: None for v in (value if isinstance(value, list) else [value])}
-    raise ConfigError(f"--set: '{name}' holds {value!r}, which has no keys to set.")
+    items = value if isinstance(value, list) else [value]
+    if all(isinstance(v, str | int) for v in items):
+        return {v: None for v in items}
+    raise ConfigError(f"--set: '{name}' holds {_show(value)}, which has no keys to set.")
 
 
 # ---- validation --------------------------------------------------------------------------
@@ -269,14 +293,27 @@ def validate(raw: Mapping[str, Any]) -> ExtractConfig:
     return cfg
 
 
-def _hint(name: str, allowed: Iterable[str]) -> str:
-    hits = closest(name, allowed, n=1)
+def _show(value: Any) -> str:
+    """A short repr for messages: a YAML alias bomb (`&a [*b, *b, ...]`) nests references
+    a few lines long into billions of items, which a plain repr would spell out."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxlevel, short.maxstring, short.maxother = 2, 60, 60
+    short.maxlist = short.maxtuple = short.maxdict = short.maxset = 6
+    return short.repr(value)
+
+
+def _hint(name: Any, allowed: Iterable[str]) -> str:
+    if not isinstance(name, str | int):
+        return ""
+    hits = closest(str(name), allowed, n=1)
     return f" Did you mean '{hits[0]}'?" if hits else ""
 
 
 def _model_id(value: Any, key: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"'{key}' must be a model id like timm:resnet50, got {value!r}.")
+        raise ConfigError(f"'{key}' must be a model id like timm:resnet50, got {_show(value)}.")
     return value.strip()
 
 
@@ -294,13 +331,13 @@ def _models(value: Any) -> tuple[list[str], dict[str, dict[str, Any]]]:
             mid = _model_id(mid, "models")
             settings = settings or {}
             if not isinstance(settings, dict):
-                raise ConfigError(f"models '{mid}': give a mapping of {', '.join(PER_MODEL_KEYS)}, got {settings!r}.")
+                raise ConfigError(f"models '{mid}': give a mapping of {', '.join(PER_MODEL_KEYS)}, got {_show(settings)}.")
             for k in settings:
                 if k not in PER_MODEL_KEYS:
                     raise ConfigError(f"models '{mid}': unknown key '{k}'.{_hint(str(k), PER_MODEL_KEYS)} Allowed keys: {', '.join(PER_MODEL_KEYS)}.")
             per_model[mid] = settings
         return list(per_model), per_model
-    raise ConfigError(f"'models' must be a list of model ids or a mapping id -> settings, got {value!r}.")
+    raise ConfigError(f"'models' must be a list of model ids or a mapping id -> settings, got {_show(value)}.")
 
 
 def _for_model(value: Any, model: str, models: list[str], key: str) -> Any:
@@ -315,12 +352,12 @@ def _inputs(value: Any) -> Any:
         return value
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return list(value)
-    raise ConfigError(f"'inputs' must be a path, a glob, or a list of paths or texts, got {value!r}.")
+    raise ConfigError(f"'inputs' must be a path, a glob, or a list of paths or texts, got {_show(value)}.")
 
 
 def _layer_key(key: Any) -> str | int:
     if isinstance(key, bool) or not isinstance(key, str | int):
-        raise ConfigError(f"'layers' entries must be module paths, globs or block indices, got {key!r}.")
+        raise ConfigError(f"'layers' entries must be module paths, globs or block indices, got {_show(key)}.")
     return key
 
 
@@ -359,6 +396,9 @@ def _pool_spec(value: Any, what: str) -> Any:
 
     if isinstance(value, list):
         value = tuple(value)
+    parts = value.values() if isinstance(value, dict) else value if isinstance(value, tuple) else ()
+    if len(parts) > 2 or not all(v is None or isinstance(v, str | int | float) for v in parts):
+        raise ConfigError(f"{what}: a pooling spec is a name (mean) or a pair like [avg2d, 8], got {_show(value)}.")
     try:
         parse_pool(value)
     except NbfeatError as e:
@@ -397,7 +437,7 @@ def _nodes(value: Any) -> Any:
     names = value if isinstance(value, list) else [value]
     for n in names:
         if n not in ROLES:
-            raise ConfigError(f"'nodes' takes the roles {', '.join(ROLES)}, got {n!r}.{_hint(str(n), ROLES)}")
+            raise ConfigError(f"'nodes' takes the roles {', '.join(ROLES)}, got {_show(n)}.{_hint(n, ROLES)}")
     return value
 
 
@@ -405,13 +445,13 @@ def _optional_str(value: Any, key: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"'{key}' must be a path or name (text), got {value!r}.")
+        raise ConfigError(f"'{key}' must be a path or name (text), got {_show(value)}.")
     return value
 
 
 def _bool(value: Any, key: str) -> bool:
     if not isinstance(value, bool):
-        raise ConfigError(f"'{key}' must be true or false, got {value!r}.")
+        raise ConfigError(f"'{key}' must be true or false, got {_show(value)}.")
     return value
 
 
@@ -419,7 +459,7 @@ def _count(minimum: int) -> Any:
     def check(value: Any, key: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             what = "a positive integer" if minimum else "an integer >= 0"
-            raise ConfigError(f"'{key}' must be {what}, got {value!r}.")
+            raise ConfigError(f"'{key}' must be {what}, got {_show(value)}.")
         return value
 
     return check
@@ -428,7 +468,7 @@ def _count(minimum: int) -> Any:
 def _dtype(value: Any, key: str) -> str:
     allowed = ("float32", "bfloat16", "float16", "fp32", "bf16", "fp16")
     if value not in allowed:
-        raise ConfigError(f"'{key}' must be float32, bfloat16 or float16, got {value!r}.")
+        raise ConfigError(f"'{key}' must be float32, bfloat16 or float16, got {_show(value)}.")
     return str(value)
 
 

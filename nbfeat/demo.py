@@ -56,13 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     bb, note = load_backbone(args.model)
     print(f"model:  {bb}\nweights: {note}")
     layers = [bb.blocks[len(bb.blocks) // 2], -1]
-    ds = bb.extract(images, layers=layers, pool="mean", progress=False)
-    elapsed = time.perf_counter() - t0
     store = out / "features.zarr"
-    import shutil
-
-    shutil.rmtree(store, ignore_errors=True)
-    ds.to_zarr(store, mode="w")
+    ds = bb.extract(images, layers=layers, pool="mean", out=store, overwrite=True, progress=False)
+    elapsed = time.perf_counter() - t0
+    ds = ds.load()
     labels = ds["label"].values
     print(f"\nextracted {ds.sizes['sample']} samples in {elapsed:.1f} s -> {store}")
     print(f"{'layer':<14}{'dims':<22}{'shape':<16}1-NN accuracy (chance {1 / len(CLASSES):.2f})")

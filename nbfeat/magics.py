@@ -27,11 +27,20 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.utils.process import arg_split
 from traitlets import Bool, Unicode
 from traitlets.config import Configurable
 
-from nbfeat.cli import PATH_ERRORS, describe, user_message
-from nbfeat.config import EXTRACT_FLAGS, KEYS, ROLES, flags_to_raw, load_config, parse_yaml
+from nbfeat.cli import describe, is_user_error, user_message
+from nbfeat.config import (
+    EXTRACT_FLAGS,
+    KEYS,
+    ROLES,
+    flags_to_raw,
+    load_config,
+    one_line,
+    parse_yaml,
+)
 from nbfeat.errors import NbfeatError, closest
 
 INTRO = """Extract features from pretrained backbones into labelled xarray.
@@ -110,8 +119,10 @@ class NbfeatMagics(Magics, Configurable):
                     + f" Subcommands: {', '.join(self._handlers())}."
                 )
             return handler(rest)
-        except (NbfeatError, *PATH_ERRORS) as e:
-            if not self.short_errors:
+        except UsageError as e:
+            raise UsageError(one_line(str(e))) from None
+        except Exception as e:
+            if not self.short_errors or not is_user_error(e):
                 raise
             raise UsageError(user_message(e)) from None
 
@@ -121,15 +132,19 @@ class NbfeatMagics(Magics, Configurable):
     def _parse(self, func: Any, rest: str) -> Any:
         """Parse a subcommand's arguments; -h prints its help; errors name the subcommand."""
         name = func.parser.prog
-        if re.search(r"(^|\s)(-h|--help)(\s|$)", rest):
+        try:
+            # posix rules, as a shell: quotes group words and are removed ("my images/"),
+            # where IPython's default splitter keeps them as part of the path
+            argv = arg_split(rest, posix=True)
+        except ValueError as e:  # unbalanced quotes
+            raise UsageError(f"%{name}: {e}") from None
+        if "-h" in argv or "--help" in argv:
             print(func.__doc__)
             return None
         try:
-            return func.parser.parse_argstring(rest)
+            return func.parser.parse_args(argv)
         except UsageError as e:
             raise UsageError(f"%{name}: {e} (see %nbfeat help {name.split()[-1]})") from None
-        except ValueError as e:  # unbalanced quotes from the line splitter
-            raise UsageError(f"%{name}: {e}") from None
 
     # ---- subcommands ---------------------------------------------------------------------
 

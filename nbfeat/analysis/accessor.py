@@ -76,6 +76,18 @@ class _Accessor:
         # on a Dataset/DataTree: only (sample, class) variables, e.g. a classifier head
         return self._map(topk, k, softmax, dim, names, what="topk()", scope=Scope(lambda da: da.ndim == 2))
 
+    def sample(self, n: int, seed: int | None = 0) -> Any:
+        """`n` random samples (without replacement), labels kept: `nbfeat.store.sample`."""
+        from nbfeat.store import sample
+
+        return sample(self._obj, n, seed=seed)
+
+    def export(self, path: Any, format: str | None = None, **kwargs: Any) -> Any:
+        """Write to netCDF or THINGSvision's flat formats (npy, mat, hdf5, pt): `nbfeat.store.export`."""
+        from nbfeat.store import export
+
+        return export(self._obj, path, format=format, **kwargs)
+
     def compare(self, method: str = "rsa", **kwargs: Any) -> Any:
         """`nbfeat.compare` on this object: every variable (and layer) against every other."""
         from nbfeat.analysis.compare import compare

@@ -156,15 +156,36 @@ def _unique(ids: list[str]) -> list[str]:
 def _from_path(path: str) -> Inputs:
     if os.path.isdir(path):
         return _from_folder(path)
-    if os.path.isfile(path):
+    if os.path.isfile(path) or os.path.islink(path):  # a broken link: say why it cannot be read
         p = os.path.abspath(path)
         return Inputs("files", [os.path.basename(p)], [Path(p).parent.name], [p], [p])
     if any(ch in path for ch in "*?["):
-        files = sorted(f for f in globlib.glob(path, recursive=True) if os.path.isfile(f))
+        files = _glob_files(path)
         if not files:
             raise InputError(f"No files match {path!r}.")
         return _images(files)
     raise InputError(f"No such file or folder: {path!r}.")
+
+
+def _glob_files(pattern: str) -> list[str]:
+    """Files matching `pattern`, sorted; hidden names skipped, as in a folder.
+
+    `**` does not descend into symlinked folders (as the folder walk): `glob.glob` does,
+    so one symlink loop repeats every file ~40 times and two make it hang.
+    """
+    parts = Path(pattern).parts
+    first = next(i for i, part in enumerate(parts) if globlib.has_magic(part))
+    base = Path(*parts[:first])
+    rest = list(parts[first:])
+    if rest[-1] == "**":  # glob.glob's "folder/**" means every file below
+        rest.append("*")
+    try:
+        matches = base.glob("/".join(rest))
+        # not is_file(): a broken link is kept, to be recorded as unreadable, as in a folder
+        files = {str(m) for m in matches if not any(q.startswith(".") for q in m.relative_to(base).parts) and not m.is_dir()}
+    except ValueError as e:  # e.g. "a**b": pathlib wants ** as a whole path part
+        raise InputError(f"Cannot use the glob {pattern!r}: {e}.") from None
+    return sorted(files)
 
 
 def _from_folder(root: str) -> Inputs:

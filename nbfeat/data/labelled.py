@@ -71,7 +71,7 @@ def build(run: Any, positions: np.ndarray, arrays: dict[str, np.ndarray], sample
     records = failure_records(run, failed)
     attrs["failed"] = json.dumps(records)
     attrs["n_failed"] = len(records)
-    if _dims_agree(run.variables):
+    if dims_agree(run.variables):
         extra = {k: v for _, c in variables.values() for k, v in c.items()}
         ds = xr.Dataset({n: v for n, (v, _) in variables.items()}, coords={**coords, **extra}, attrs=attrs)
         return ds
@@ -86,7 +86,8 @@ def build(run: Any, positions: np.ndarray, arrays: dict[str, np.ndarray], sample
     return xr.DataTree.from_dict({"/": root, **{f"/{k}": v for k, v in children.items()}})
 
 
-def _dims_agree(variables: dict[str, Any]) -> bool:
+def dims_agree(variables: dict[str, Any]) -> bool:
+    """Whether all variables fit one Dataset (no dim with two sizes); else a DataTree is made."""
     sizes: dict[str, int] = {}
     for spec in variables.values():
         for dim, n in zip(spec.dims[1:], spec.shape):

@@ -24,7 +24,7 @@ from nbfeat.data.inputs import Inputs, resolve_inputs
 from nbfeat.engine.hooks import Capture
 from nbfeat.engine.pooling import Layout, PoolSpec, apply_pool, infer_layout, pooled_dims
 from nbfeat.engine.selection import Target, select
-from nbfeat.errors import InputError
+from nbfeat.errors import InputError, UnknownLayerError
 
 
 @dataclass
@@ -351,6 +351,8 @@ class ExtractionRun:
                     attrs = {"module": t.modules[0], "call": i, "pool": str(t.pool) if t.pool else "", "output_index": self._output_index.get(t.modules[0], -1)}
                     specs[f"{t.name}#{i}"] = VarSpec(("sample", *dims), tuple(c[k[0]].shape[1:]), _numpy(c[k[0]][:0]).dtype, attrs)
                 continue
+            if t.stacked:
+                self._check_stackable(t, [tuple(outputs[m][0][i].shape[1:]) for m, i in zip(t.modules, k)])
             sample = outputs[t.modules[0]][0][k[0]]
             layout = self._layouts[t.modules[0]]
             dims = pooled_dims(layout, t.pool, self.flatten)
@@ -380,6 +382,15 @@ class ExtractionRun:
                 coords = {"layer": ("layer", np.arange(len(t.modules))), "module": ("layer", np.asarray(block_paths[: len(t.modules)], dtype=str))}
             specs[t.name] = VarSpec(("sample", *lead_dims, *dims), (*lead_shape, *shape), _numpy(sample[:0]).dtype, attrs, coords)
         return specs
+
+    def _check_stackable(self, t: Target, shapes: list[tuple[int, ...]]) -> None:
+        if len(set(shapes)) > 1:
+            first, other = shapes[0], next(sh for sh in shapes if sh != shapes[0])
+            raise UnknownLayerError(
+                f"nodes='{t.name}' stacks every depth along `layer`, but {self.bb.id}'s blocks differ in shape "
+                f"({first} vs {other}{', even pooled' if t.pool else ''}). Extract them as separate variables: "
+                f"layers=bb.blocks (or a glob such as 'layer4.*')."
+            )
 
     def _check_tensor_inputs(self, x: Any) -> None:
         if self.inputs.kind != "tensor":

@@ -180,7 +180,9 @@ class Backbone:
 
     def __repr__(self) -> str:
         n = sum(p.numel() for p in self.model.parameters())
-        weights = "random weights" if self._loaded.weights == "random" else self._loaded.weights
+        weights = self._loaded.weights
+        if weights.startswith("random"):
+            weights = "random weights " + weights[len("random"):]
         return f"<Backbone {self.id}: {self.modality}, {n / 1e6:.1f}M params, {len(self.blocks)} blocks, {weights}, {self.device}>"
 
 

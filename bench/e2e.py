@@ -1,0 +1,174 @@
+"""Benchmark 2: end to end from a folder of JPEGs, nbfeat (`out=` zarr) vs THINGSvision 2.7.3.
+
+Each side is a long-lived subprocess (bench/e2e_nbfeat.py, bench/e2e_thingsvision.py) that
+keeps its models loaded and answers one request per call: the same folder, model (random
+weights), layer and batch size, called back to back in an order rotated every call, one
+untimed warm-up call per model first. Each times itself from the call to the features on
+disk; the figure is the median over rounds of the paired ratio. nbfeat runs twice: as is,
+and with the allocator settings of benchmark 6 in its environment. THINGSvision runs in its
+own venv with its pinned torch; a plain `model(x)` control in each venv separates the torch
+versions from the tools.
+
+>>> python -m bench.run --quick --only e2e      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from bench.common import OUT, Server, median, python_module, r3, run_json
+from bench.images import jpeg_folder
+
+# (label, nbfeat id, layer, THINGSvision source, THINGSvision model name, goal speed-up)
+CONFIGS = [
+    ("ViT-S/16 blocks.5", "timm:vit_small_patch16_224", "blocks.5", "timm", "vit_small_patch16_224", 1.8),
+    ("resnet50 layer1", "torchvision:resnet50", "layer1", "torchvision", "resnet50", 3.0),
+    ("resnet50 layer3", "torchvision:resnet50", "layer3", "torchvision", "resnet50", None),
+    ("resnet50 avgpool (last)", "torchvision:resnet50", "avgpool", "torchvision", "resnet50", None),
+]
+QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3", "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
+# nbfeat once more with the allocator settings of benchmark 6 (what the engine could set itself)
+TUNED = {"MALLOC_TOP_PAD_": str(512 << 20), "MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(2 << 30)}
+
+
+def run(quick: bool = False, n: int | None = None, rounds: int | None = None, batch_size: int = 32) -> dict[str, Any]:
+    from bench.tv_env import EnvError, thingsvision_python
+
+    n = n or (32 if quick else 96)
+    rounds = rounds or (1 if quick else 3)
+    folder = jpeg_folder(n)
+    notes: list[str] = []
+    tv_error = None
+    try:
+        tv_python: Any = thingsvision_python()
+    except EnvError as e:
+        tv_python, tv_error = None, str(e)
+        notes.append(f"THINGSvision not measured: {tv_error}")
+    servers = {
+        "nb": Server(python_module("bench.e2e_nbfeat"), QUIET, OUT / "e2e_nbfeat.log"),
+        "nb_tuned": Server(python_module("bench.e2e_nbfeat"), {**QUIET, **TUNED}, OUT / "e2e_nbfeat_tuned.log"),
+    }
+    if tv_python is not None:
+        servers["tv"] = Server([str(tv_python), os.path.join(os.path.dirname(__file__), "e2e_thingsvision.py")], QUIET, OUT / "e2e_thingsvision.log")
+    try:
+        got = measure(servers, folder, rounds, batch_size)
+    finally:
+        for s in servers.values():
+            s.close()
+    rows, goals = [], []
+    for k, (label, _model, layer, _src, _name, goal) in enumerate(CONFIGS):
+        runs = got[k]
+        row: dict[str, Any] = {"config": label, "layer": layer, "images": n, "batch_size": batch_size}
+        nb_ok = [x for x in runs["nb"] if "seconds" in x]
+        if not nb_ok:
+            row["nbfeat_error"] = runs["nb"][-1].get("error")
+        else:
+            row["nbfeat_s"] = r3(median([x["seconds"] for x in nb_ok]))
+            row["nbfeat_images_per_s"] = r3(n / row["nbfeat_s"])
+            row["nbfeat_sink"] = nb_ok[0]["sink"]
+            row["nbfeat_workers"] = nb_ok[0]["num_workers"]
+            row["nbfeat_first_call_imports_s"] = r3(nb_ok[0]["imports_s"])
+            row["nbfeat_max_rss_mib"] = round(max(x["max_rss_mib"] for x in nb_ok))
+        tv_ok = [x for x in runs.get("tv", []) if "seconds" in x]
+        if "tv" in runs and not tv_ok:
+            row["thingsvision_error"] = runs["tv"][-1].get("error") if runs["tv"] else "not run"
+        elif tv_ok:
+            row["thingsvision_s"] = r3(median([x["seconds"] for x in tv_ok]))
+            row["thingsvision_images_per_s"] = r3(n / row["thingsvision_s"])
+            row["thingsvision_torch"] = tv_ok[0]["torch_version"]
+            row["thingsvision_max_rss_mib"] = round(max(x["max_rss_mib"] for x in tv_ok))
+        speedup = _paired(runs.get("tv", []), runs["nb"], "seconds")
+        if speedup is not None:
+            row["speedup_vs_thingsvision"] = speedup
+            row["cpu_time_ratio_vs_thingsvision"] = _paired(runs["tv"], runs["nb"], "cpu_s")
+            target = goal or 1.0
+            goals.append({"goal": f"end to end vs THINGSvision, {label}", "target": f">= {target}", "measured": speedup, "met": speedup >= target})
+        row["speedup_tuned_allocator"] = _paired(runs.get("tv", []), runs["nb_tuned"], "seconds")
+        row["raw"] = {who: [_brief(x) for x in rs] for who, rs in runs.items()}
+        rows.append(row)
+        print(f"[bench]   e2e {label}: speed-up {row.get('speedup_vs_thingsvision')}, tuned {row.get('speedup_tuned_allocator')}", file=sys.stderr, flush=True)
+    controls = torch_controls(tv_python, rounds) if tv_python is not None else []
+    for c in controls:
+        if "ratio" in c:
+            notes.append(f"control, plain model(x) of {c['model']} (batch {batch_size}): torch {c['ours_torch']} {c['ours_images_per_s']} img/s, THINGSvision's torch {c['tv_torch']} {c['tv_images_per_s']} img/s (time ratio ours/theirs {c['ratio']}).")
+        else:
+            notes.append(f"control for {c['model']} failed: {c.get('error')}")
+    result: dict[str, Any] = {
+        "params": {"images": n, "image_size": "500x375 JPEG", "batch_size": batch_size, "rounds": rounds, "device": "cpu", "calls": "warm (model loaded, one untimed call first)"},
+        "rows": rows,
+        "goals": goals,
+        "controls": controls,
+        "notes": notes,
+    }
+    if tv_python is None:
+        result["thingsvision"] = {"status": "unavailable", "reason": tv_error}
+    return result
+
+
+def measure(servers: dict[str, Server], folder: Any, rounds: int, batch_size: int) -> list[dict[str, list[dict[str, Any]]]]:
+    """Per config, per side: one reply per round; sides in an order rotated every call."""
+    def request(who: str, k: int) -> dict[str, Any]:
+        _label, model, layer, tv_source, tv_model, _goal = CONFIGS[k]
+        if who == "tv":
+            return {"folder": str(folder), "source": tv_source, "model": tv_model, "layer": layer, "batch_size": batch_size, "out": str(OUT / "e2e_thingsvision")}
+        return {"folder": str(folder), "model": model, "layer": layer, "batch_size": batch_size, "out": str(OUT / f"e2e_{who}.zarr")}
+
+    names = list(servers)
+    # warm-up: build each model, first-call allocations; not timed
+    first_per_model: dict[str, int] = {}
+    for k, config in enumerate(CONFIGS):
+        first_per_model.setdefault(config[1], k)
+    for k in first_per_model.values():
+        for who in names:
+            servers[who].call(request(who, k))
+    got: list[dict[str, list[dict[str, Any]]]] = [{who: [] for who in names} for _ in CONFIGS]
+    step = 0
+    for _r in range(rounds):
+        for k in range(len(CONFIGS)):
+            j = step % len(names)
+            step += 1
+            for who in names[j:] + names[:j]:
+                got[k][who].append(servers[who].call(request(who, k)))
+    return got
+
+
+def _paired(ref: list[dict[str, Any]], ours: list[dict[str, Any]], key: str) -> float | None:
+    """Median over rounds of ref[key] / ours[key] (above 1: ours is faster)."""
+    pairs = [a[key] / b[key] for a, b in zip(ref, ours) if key in a and key in b and b[key] > 0]
+    return r3(median(pairs)) if pairs else None
+
+
+def torch_controls(tv_python: Any, rounds: int, n: int = 64, batch_size: int = 32) -> list[dict[str, Any]]:
+    """Plain `model(x)` under each environment's torch, interleaved (see bench/torch_control.py)."""
+    script = os.path.join(os.path.dirname(__file__), "torch_control.py")
+    out = []
+    for k, model in enumerate(dict.fromkeys(c[1] for c in CONFIGS)):
+        argv = ["--model", model, "--n", str(n), "--batch-size", str(batch_size)]
+        ours, theirs = [], []
+        for r in range(max(rounds, 2)):
+            for who in (["ours", "tv"] if (k + r) % 2 == 0 else ["tv", "ours"]):
+                if who == "ours":
+                    ours.append(run_json([sys.executable, script, *argv], env=QUIET))
+                else:
+                    theirs.append(run_json([str(tv_python), script, *argv], env=QUIET))
+        ok = [(a, b) for a, b in zip(ours, theirs) if "seconds" in a and "seconds" in b]
+        if not ok:
+            out.append({"model": model, "error": next((x["error"] for x in ours + theirs if "error" in x), "no result")})
+            continue
+        out.append(
+            {
+                "model": model,
+                "ours_torch": ok[0][0]["torch_version"],
+                "tv_torch": ok[0][1]["torch_version"],
+                "ours_images_per_s": r3(n / median([a["seconds"] for a, _ in ok])),
+                "tv_images_per_s": r3(n / median([b["seconds"] for _, b in ok])),
+                "ratio": r3(median([a["seconds"] / b["seconds"] for a, b in ok])),
+            }
+        )
+    return out
+
+
+def _brief(run: dict[str, Any]) -> dict[str, Any]:
+    return {k: (r3(v) if isinstance(v, float) else v) for k, v in run.items() if k in ("seconds", "cpu_s", "sys_s", "max_rss_mib", "error")}

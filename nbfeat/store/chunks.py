@@ -1,0 +1,245 @@
+"""Batches in, whole chunks out: the one write path shared by the local run and Dask workers.
+
+Batches are gathered into the chunk they belong to; a chunk goes to a background writer
+thread as soon as every sample in it is accounted for (extracted or failed). Each chunk is
+written exactly once, by one writer, in one piece, so nothing is ever read back or merged.
+Memory: the chunk being filled, at most one queued, and one being written.
+
+>>> write_chunks(run, group, layout, chunks=[0, 1, 2])      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from nbfeat.store.layout import FAILED, OK, Layout
+
+
+class ChunkBuffer:
+    """The values of one chunk, filled batch by batch."""
+
+    def __init__(self, layout: Layout, index: int):
+        self.index = index
+        self.start, self.stop = layout.chunk_range(index)
+        m = self.stop - self.start
+        self.data = {
+            v.name: np.full((m, *v.shape), v.fill, dtype=v.dtype) for v in layout.variables
+        }
+        self.tokens: dict[str, np.ndarray] = {}
+        if layout.token_groups:
+            self.tokens = {
+                "token_text": np.full((m, layout.token), "", dtype=object),
+                "mask": np.zeros((m, layout.token), dtype=bool),
+            }
+        self.status = np.zeros(m, dtype=np.int8)
+        self.reason = np.full(m, "", dtype=object)
+
+    @property
+    def full(self) -> bool:
+        return bool(self.status.all())
+
+    def add(self, batch: Any, rows: np.ndarray, local: np.ndarray) -> None:
+        for name, arr in batch.features.items():
+            if name in self.data:
+                self.data[name][local] = arr[rows]
+        for name, arr in batch.sample_coords.items():
+            if name in self.tokens:
+                self.tokens[name][local, : arr.shape[1]] = arr[rows]
+        self.status[local] = OK
+
+    def fail(self, local: int, reason: str) -> None:
+        self.status[local] = FAILED
+        self.reason[local] = str(reason) or "failed"
+
+
+class ChunkWriter:
+    """Writes finished chunks on a background thread so compute and I/O overlap."""
+
+    def __init__(
+        self,
+        group: Any,
+        layout: Layout,
+        durable: bool = True,
+        on_written: Callable[[ChunkBuffer], None] | None = None,
+    ):
+        self.layout = layout
+        self.arrays = {v.name: group[v.array] for v in layout.variables}
+        self.token_arrays = [
+            (name, group[path])
+            for path in layout.token_arrays()
+            for name in [path.rsplit("/", 1)[-1]]
+        ]
+        self.reason, self.status = group["reason"], group["status"]
+        self.root = _local_root(group) if durable else None
+        self.on_written = on_written
+        self.queue: queue.Queue[ChunkBuffer | None] = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.stopping = False
+        self.thread = threading.Thread(target=self._loop, name="nbfeat-store-writer", daemon=True)
+        self.thread.start()
+
+    def submit(self, buf: ChunkBuffer) -> None:
+        while True:
+            self._raise()
+            try:
+                self.queue.put(buf, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        """Write what is queued, stop the thread, re-raise its error if any."""
+        self.queue.put(None)
+        self.thread.join()
+        self._raise()
+
+    def abort(self) -> None:
+        """Stop after the chunk being written (it stays unmarked unless it finished)."""
+        self.stopping = True
+        try:
+            while True:
+                self.queue.get_nowait()
+        except queue.Empty:
+            pass
+        self.queue.put(None)
+        self.thread.join()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _loop(self) -> None:
+        while (buf := self.queue.get()) is not None:
+            if self.stopping or self.error is not None:
+                continue
+            try:
+                self.write(buf)
+                if self.on_written is not None:
+                    self.on_written(buf)
+            except BaseException as e:  # surfaced in the main thread by submit/close
+                self.error = e
+
+    def write(self, buf: ChunkBuffer) -> None:
+        region = slice(buf.start, buf.stop)
+        for name, arr in self.arrays.items():
+            arr[region] = buf.data[name]
+        for name, arr in self.token_arrays:
+            arr[region] = buf.tokens[name]
+        self.reason[region] = buf.reason
+        if self.root is not None:
+            self._fsync(buf.index)
+        self.status[region] = buf.status  # the done marker: only after the data is on disk
+        if self.root is not None:
+            _fsync_path(
+                os.path.join(
+                    self.root, self.status.path, self.status.metadata.encode_chunk_key((buf.index,))
+                )
+            )
+
+    def _fsync(self, index: int) -> None:
+        for arr in [*self.arrays.values(), *(a for _, a in self.token_arrays), self.reason]:
+            key = arr.metadata.encode_chunk_key((index,) + (0,) * (arr.ndim - 1))
+            _fsync_path(os.path.join(self.root, arr.path, key))
+
+
+def write_chunks(
+    run: Any,
+    group: Any,
+    layout: Layout,
+    chunks: list[int],
+    on_progress: Callable[[int], None] | None = None,
+    durable: bool = True,
+) -> int:
+    """Extract and write `chunks` (chunk indices) of `run` into `group`; returns samples done."""
+    if not chunks:
+        return 0
+    chunk_set = set(int(c) for c in chunks)
+    open_chunks: dict[int, ChunkBuffer] = {}
+    writer = ChunkWriter(group, layout, durable)
+    done = 0
+    batches = run.iter_batches(layout.chunk_positions(sorted(chunk_set)))
+    try:
+        for batch in batches:
+            n = _gather(batch, layout, chunk_set, open_chunks)
+            for index in [i for i, b in open_chunks.items() if b.full]:
+                writer.submit(open_chunks.pop(index))
+            done += n
+            if on_progress is not None:
+                on_progress(n)
+        if open_chunks:
+            missing = sorted(open_chunks)[:3]
+            raise RuntimeError(
+                f"The engine returned no result for some samples of chunks {missing}; nothing was marked done for them."
+            )
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()  # stops DataLoader workers now rather than at garbage collection
+    return done
+
+
+def _gather(
+    batch: Any, layout: Layout, chunk_set: set[int], open_chunks: dict[int, ChunkBuffer]
+) -> int:
+    pos = np.asarray(batch.positions, dtype=np.int64)
+    index = pos // layout.chunk
+    for c in np.unique(index):
+        buf = _buffer(open_chunks, layout, int(c), chunk_set)
+        rows = np.flatnonzero(index == c)
+        buf.add(batch, rows, pos[rows] - buf.start)
+    for p, reason in batch.failed:
+        c = int(p) // layout.chunk
+        buf = _buffer(open_chunks, layout, c, chunk_set)
+        buf.fail(int(p) - buf.start, reason)
+    return len(pos) + len(batch.failed)
+
+
+def _buffer(
+    open_chunks: dict[int, ChunkBuffer], layout: Layout, c: int, chunk_set: set[int]
+) -> ChunkBuffer:
+    buf = open_chunks.get(c)
+    if buf is None:
+        if c not in chunk_set:
+            raise RuntimeError(
+                f"The engine returned a sample outside the requested chunks (chunk {c})."
+            )
+        buf = open_chunks[c] = ChunkBuffer(layout, c)
+        chunk_set.discard(c)  # a chunk is filled once; a second visit would be a bug
+    return buf
+
+
+def _local_root(group: Any) -> str | None:
+    root = getattr(group.store, "root", None)
+    return (
+        os.fspath(root) if root is not None and type(group.store).__name__ == "LocalStore" else None
+    )
+
+
+def _fsync_path(path: str) -> None:
+    # A chunk of fill values only is never stored (zarr skips it), so a missing file is fine.
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        dfd = os.open(os.path.dirname(path), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)

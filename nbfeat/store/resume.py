@@ -1,0 +1,140 @@
+"""Open the store for a run: create it, resume it, or refuse it when it holds something else.
+
+A chunk counts as done once its `status` chunk exists; the writer writes (and on local disks
+fsyncs) every other array of that chunk first, so a crash at any point leaves only whole,
+finished chunks marked done. Resuming recomputes the rest, in the same batches.
+
+>>> group, layout = open_for_run(run, "feats.zarr")      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from nbfeat.errors import NbfeatError
+from nbfeat.store.allocate import allocate, samples_digest
+from nbfeat.store.layout import Layout, plan
+
+# extract arguments that do not change the values (batching, devices)
+_NOT_VALUES = {"batch_size", "num_workers", "device"}
+
+
+class StoreMismatchError(NbfeatError):
+    """The store at `out=` was written by a different extraction."""
+
+
+def open_for_run(
+    run: Any, path: Any, overwrite: bool = False, chunk_size: int | None = None
+) -> tuple[Any, Layout]:
+    """The zarr group for `run` at `path` (allocated if new) and its layout."""
+    import zarr
+
+    target = resolve_target(path)
+    if overwrite:
+        return _create(run, target, chunk_size)
+    existing = _existing(target)
+    if existing is None or (
+        "nbfeat_fingerprint" not in existing.attrs and "nbfeat_store" in existing.attrs
+    ):
+        return _create(run, target, chunk_size)  # new, or interrupted while allocating
+    if "nbfeat_fingerprint" not in existing.attrs:
+        raise StoreMismatchError(
+            f"{path} already exists and is not an nbfeat store. Use a new path, or pass overwrite=True to replace it."
+        )
+    _check_same(existing, run, path)
+    group = zarr.open_group(target, mode="r+")
+    return group, Layout.from_json(group.attrs["nbfeat_layout"])
+
+
+def _create(run: Any, target: Any, chunk_size: int | None) -> tuple[Any, Layout]:
+    import zarr
+
+    layout = plan(run, chunk_size)
+    group = zarr.open_group(target, mode="w", zarr_format=3)
+    allocate(group, run, layout)
+    return group, layout
+
+
+def resolve_target(path: Any) -> Any:
+    """Local paths become absolute (Dask workers may start elsewhere); URLs pass through."""
+    if isinstance(path, str | os.PathLike):
+        text = os.fspath(path)
+        return text if "://" in text else os.path.abspath(os.path.expanduser(text))
+    return path
+
+
+def _existing(target: Any) -> Any:
+    import zarr
+
+    if isinstance(target, str) and "://" not in target:
+        if not os.path.exists(target):
+            return None
+        if os.path.isdir(target) and not os.listdir(target):
+            return None
+        if not os.path.exists(os.path.join(target, "zarr.json")):
+            raise StoreMismatchError(
+                f"{target} already exists and is not a zarr store. Use a new path, or pass overwrite=True to replace it."
+            )
+    try:
+        return zarr.open_group(target, mode="r")
+    except (FileNotFoundError, KeyError, ValueError):
+        return None
+    except Exception as e:  # zarr's GroupNotFoundError and friends
+        if type(e).__name__.endswith("NotFoundError"):
+            return None
+        raise
+
+
+def _check_same(group: Any, run: Any, path: Any) -> None:
+    attrs = group.attrs
+    layout = Layout.from_json(attrs["nbfeat_layout"])
+    how = "Write to a new path, or pass overwrite=True to replace it."
+    if layout.version != Layout.__dataclass_fields__["version"].default:
+        raise StoreMismatchError(
+            f"{path} was written by another nbfeat store format (version {layout.version}). {how}"
+        )
+    if attrs["nbfeat_fingerprint"] != run.fingerprint():
+        diffs = describe_differences(attrs, run)
+        detail = (
+            "; ".join(diffs)
+            if diffs
+            else f"fingerprint {attrs['nbfeat_fingerprint']} in the store, {run.fingerprint()} now"
+        )
+        raise StoreMismatchError(
+            f"{path} holds features from a different extraction ({detail}). {how}"
+        )
+    if layout.n != len(run.samples) or attrs.get("nbfeat_samples") != samples_digest(run.samples):
+        raise StoreMismatchError(
+            f"{path} holds features for other inputs ({layout.n} samples in the store, {len(run.samples)} now, ids or paths differ). {how}"
+        )
+
+
+def describe_differences(attrs: Any, run: Any) -> list[str]:
+    """'what: stored -> now' for each setting that differs between a store and a run."""
+    diffs = []
+    for key in ("model", "weights", "dtype", "preprocessing"):
+        old, new = attrs.get(key), run.attrs.get(key)
+        if old != new:
+            diffs.append(f"{key}: {_short(old)} in the store, {_short(new)} now")
+    old_spec = json.loads(attrs.get("nbfeat_spec", "{}")).get("extract", {})
+    new_spec = json.loads(json.dumps(run.spec, default=str)).get("extract", {})
+    for key in sorted(set(old_spec) | set(new_spec)):
+        if key not in _NOT_VALUES and old_spec.get(key) != new_spec.get(key):
+            diffs.append(
+                f"{key}: {_short(old_spec.get(key))} in the store, {_short(new_spec.get(key))} now"
+            )
+    if not diffs:
+        old_vars = {
+            v.name: (v.dims, v.shape) for v in Layout.from_json(attrs["nbfeat_layout"]).variables
+        }
+        new_vars = {n: (list(s.dims), [int(x) for x in s.shape]) for n, s in run.variables.items()}
+        if old_vars != new_vars:
+            diffs.append(f"variables: {_short(old_vars)} in the store, {_short(new_vars)} now")
+    return diffs
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -237,8 +237,8 @@ def _tensor_inputs(arr: Any) -> Inputs:
     t = torch.as_tensor(np.asarray(arr)) if not _is_tensor(arr) else arr
     if not t.is_floating_point():
         raise InputError(f"A model-ready tensor must be float; got {t.dtype}.")
-    if not torch.isfinite(t).all():
-        raise InputError("The input tensor holds NaN or inf values; clean it first (torch.nan_to_num).")
+    # NaN/inf rows are checked batch by batch (recorded as failed), not here: one pass over
+    # a large tensor up front costs as much as a batch of forward passes
     n = int(t.shape[0])
     return Inputs("tensor", [str(i) for i in range(n)], [""] * n, [""] * n, t)
 

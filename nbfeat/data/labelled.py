@@ -13,27 +13,31 @@ import numpy as np
 
 
 def to_xarray(run: Any, batches: Iterable[Any]) -> Any:
-    """Concatenate batches in memory and label them (see docs/architecture.md)."""
-    positions: list[np.ndarray] = []
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in run.variables}
-    coord_parts: dict[str, list[np.ndarray]] = {}
+    """Collect batches in memory and label them (see docs/architecture.md).
+
+    Each variable is allocated once for every input (np.empty: untouched rows cost no
+    memory) and filled batch by batch, so there is no concatenation copy at the end.
+    """
+    total = len(run.inputs)
+    arrays = {name: np.empty((total, *spec.shape), spec.dtype) for name, spec in run.variables.items()}
+    coords: dict[str, np.ndarray] = {}
+    pos = np.empty(total, dtype=np.int64)
     failed: list[tuple[int, str]] = []
+    n = 0
     for batch in batches:
         failed += batch.failed
-        if not len(batch.positions):
+        k = len(batch.positions)
+        if not k:
             continue
-        positions.append(batch.positions)
+        pos[n : n + k] = batch.positions
         for name, arr in batch.features.items():
-            parts[name].append(arr)
+            arrays[name][n : n + k] = arr
         for name, arr in batch.sample_coords.items():
-            coord_parts.setdefault(name, []).append(arr)
-    pos = np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)
-    arrays = {
-        name: np.concatenate(chunks) if chunks else np.zeros((0, *run.variables[name].shape), run.variables[name].dtype)
-        for name, chunks in parts.items()
-    }
-    sample_coords = {k: np.concatenate(v) for k, v in coord_parts.items()}
-    return build(run, pos, arrays, sample_coords, failed)
+            if name not in coords:  # strings as objects: a later batch may hold longer tokens
+                coords[name] = np.empty((total, *arr.shape[1:]), object if arr.dtype.kind == "U" else arr.dtype)
+            coords[name][n : n + k] = arr
+        n += k
+    return build(run, pos[:n], {k: v[:n] for k, v in arrays.items()}, {k: v[:n].astype(str) if v.dtype == object else v[:n] for k, v in coords.items()}, failed)
 
 
 def sample_coordinates(run: Any, positions: np.ndarray) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:

@@ -201,7 +201,12 @@ class ExtractionRun:
         chunks = [positions[i : i + self.batch_size] for i in range(0, len(positions), self.batch_size)]
         if kind == "tensor":
             for chunk in chunks:
-                yield list(chunk), self._to_device(self.inputs.items[list(chunk)]), []
+                x = self.inputs.items[list(chunk)]
+                bad = ~x.flatten(1).isfinite().all(dim=1)
+                failed = [(int(p), "NaN or inf values in the tensor") for p in chunk[bad.numpy()]] if bad.any() else []
+                if failed:
+                    chunk, x = chunk[~bad.numpy()], x[~bad]
+                yield list(chunk), (self._to_device(x) if len(chunk) else None), failed
         elif kind == "text":
             for chunk in chunks:
                 good = [int(p) for p in chunk if int(p) not in self._text_failed]
@@ -407,6 +412,11 @@ class ExtractionRun:
             if not good:
                 raise InputError("Every text is empty: nothing to extract.")
             return good[0]
+        if self.inputs.kind == "tensor":
+            finite = self.inputs.items.flatten(1).isfinite().all(dim=1).nonzero()
+            if not len(finite):
+                raise InputError("The input tensor holds NaN or inf values; clean it first (torch.nan_to_num).")
+            return int(finite[0])
         if self.inputs.kind != "files":
             return 0
         reasons = []

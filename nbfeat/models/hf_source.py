@@ -39,6 +39,8 @@ def load(
     except OSError as e:
         raise _hub_error(name, e) from None
     except ValueError as e:
+        if os.path.isdir(local) and not os.path.isfile(os.path.join(local, "config.json")):
+            raise NbfeatError(f"{local} is not a Hugging Face model folder (no config.json); save one with save_pretrained(path).") from None
         if "trust_remote_code" in str(e):
             raise NbfeatError(
                 f"'hf:{name}' needs code from its repository. Only if you trust it: "

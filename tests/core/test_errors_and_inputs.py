@@ -140,3 +140,19 @@ def test_every_alias_names_a_model_that_exists():
     for alias, (mid, *_rest) in ALIASES.items():
         if not mid.startswith("hf:"):
             assert resolve(mid)[0] in ("timm", "torchvision"), alias
+
+
+def test_folder_without_config_is_not_a_model(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(NbfeatError, match="no config.json"):
+        nbfeat.load(f"hf:{tmp_path / 'd'}", pretrained=False)
+
+
+def test_nan_rows_in_a_tensor_are_recorded_and_the_rest_finish(resnet):
+    import torch
+
+    x = torch.randn(4, 3, 32, 32)
+    x[2, 0, 0, 0] = float("nan")
+    ds = resnet.extract(x, layers="layer1", pool="mean", batch_size=2, progress=False)
+    assert list(ds["sample"].values) == ["0", "1", "3"]
+    assert json.loads(ds.attrs["failed"]) == [{"sample": "2", "path": "", "reason": "NaN or inf values in the tensor"}]

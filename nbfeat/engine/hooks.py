@@ -96,8 +96,10 @@ class Capture:
             tensor, index = hidden_state(output)
             self.output_index[path] = index
             live = tensor.untyped_storage().data_ptr()
-            # a view of the live output is copied now, before an in-place op can change it
-            kept = [k.clone() if k.untyped_storage().data_ptr() == live else k for k in self.transform(path, tensor.detach())]
+            # A view of the live output is copied now, before an in-place op can change it;
+            # not when this module is the last to run (the forward stops right after it).
+            last = self.early_exit and path in self.markers and self.markers - self._fired == {path}
+            kept = [k.clone() if k.untyped_storage().data_ptr() == live and not last else k for k in self.transform(path, tensor.detach())]
             self.outputs[path].append(kept)
 
         return hook

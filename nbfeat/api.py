@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from nbfeat.models.backbone import Backbone
@@ -96,17 +97,24 @@ def extract(
         >>> dt = nbfeat.extract(["resnet18", "alexnet"], "images/", layers=-1, pretrained=False)  # doctest: +SKIP
     """
     many = isinstance(models, list | tuple)
-    ids_ = [str(m.id if isinstance(m, Backbone) else m) for m in (models if many else [models])]
+    items = list(models) if many else [models]
+    ids_ = [str(m.id if isinstance(m, Backbone) else m) for m in items]
 
-    def pick(value: Any, key: str) -> Any:
-        return value.get(key) if isinstance(value, dict) and key in value else value
+    def for_model(value: Any, mid: str) -> Any:
+        # a dict keyed by model ids gives each model its own entry (None: the default)
+        if isinstance(value, dict) and any(k in value for k in ids_):
+            return value.get(mid)
+        return value
 
     results = {}
-    for mid, m in zip(ids_, models if many else [models]):
-        bb = m if isinstance(m, Backbone) else load(mid, pretrained=pretrained, weights=pick(weights, mid), device=device, dtype=dtype)
-        target = None if out is None else (out if not many else f"{out.rstrip('/')}/{mid.replace('/', '--').replace(':', '_')}.zarr")
-        per_model = {k: pick(v, mid) if isinstance(v, dict) and any(x in v for x in ids_) else v for k, v in {"layers": layers, "nodes": nodes, "pool": pool}.items()}
-        results[mid] = bb.extract(inputs, flatten=flatten, batch_size=batch_size, num_workers=num_workers, ids=ids, labels=labels, out=target, client=client, progress=progress, overwrite=overwrite, **per_model)
+    for mid, m in zip(ids_, items):
+        bb = m if isinstance(m, Backbone) else load(mid, pretrained=pretrained, weights=for_model(weights, mid), device=device, dtype=dtype)
+        target = None if out is None else (out if not many else os.path.join(os.fspath(out), mid.replace("/", "--").replace(":", "_") + ".zarr"))
+        results[mid] = bb.extract(
+            inputs, layers=for_model(layers, mid), nodes=for_model(nodes, mid), pool=for_model(pool, mid),
+            flatten=flatten, batch_size=batch_size, num_workers=num_workers, ids=ids, labels=labels,
+            out=target, client=client, progress=progress, overwrite=overwrite,
+        )
     if not many:
         return results[ids_[0]]
     return _tree_of_models(results)

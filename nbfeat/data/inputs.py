@@ -89,8 +89,9 @@ def resolve_inputs(
 
 
 def _duplicates(ids: list[str]) -> list[str]:
-    seen: set[str] = set()
-    return [i for i in ids if i in seen or seen.add(i)]  # type: ignore[func-returns-value]
+    from collections import Counter
+
+    return [i for i, n in Counter(ids).items() if n > 1]
 
 
 def _texts(inputs: Any) -> Inputs:

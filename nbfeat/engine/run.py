@@ -87,7 +87,8 @@ class ExtractionRun:
         self._oom_reported = False
         if bb.modality == "text":
             self._tokenize()
-        self.variables: dict[str, VarSpec] = self._probe()
+        self.variables: dict[str, VarSpec] = {}  # filled by the probe, read by _assemble
+        self.variables = self._probe()
 
     # ---- public contract -------------------------------------------------------------
 
@@ -172,7 +173,7 @@ class ExtractionRun:
 
         batches = self.iter_batches() if batches is None else batches
         if progress:
-            batches = _progress(batches, len(self.inputs), self.batch_size)
+            batches = _progress(batches, len(self.inputs))
         return to_xarray(self, batches)
 
     # ---- inputs ----------------------------------------------------------------------
@@ -295,13 +296,14 @@ class ExtractionRun:
         if self.bb.modality == "text":
             coords = self._token_coords(positions)
             for name, arr in features.items():
-                dims = self.variables[name].dims if hasattr(self, "variables") else ()
-                if "token" in dims:  # padded positions hold NaN, whatever the model made of pads
-                    np.moveaxis(arr, dims.index("token"), 1)[~coords["mask"]] = np.nan
+                # padded positions hold NaN, whatever the model made of pads
+                spec = self.variables.get(name)
+                if spec is not None and "token" in spec.dims:
+                    np.moveaxis(arr, spec.dims.index("token"), 1)[~coords["mask"]] = np.nan
         return Batch(positions, features, coords, failed)
 
     def _pad_token_axis(self, name: str, arr: np.ndarray) -> np.ndarray:
-        spec = self.variables.get(name) if hasattr(self, "variables") else None
+        spec = self.variables.get(name)
         if self.bb.modality != "text" or spec is None or "token" not in spec.dims:
             return arr
         axis = spec.dims.index("token")
@@ -511,7 +513,7 @@ def _collate(items: list[tuple[int, Any, str]]) -> tuple[list[int], Any, list[tu
     return [p for p, _ in good], x, failed
 
 
-def _progress(batches: Iterable[Batch], total: int, batch_size: int) -> Iterator[Batch]:
+def _progress(batches: Iterable[Batch], total: int) -> Iterator[Batch]:
     from tqdm.auto import tqdm
 
     with tqdm(total=total, unit="img", desc="nbfeat", leave=False) as bar:

@@ -213,3 +213,19 @@ def test_module_called_twice_same_shape_stacks_calls(image_dir):
     assert calls.dims == ("sample", "call", "channel", "y", "x") and calls.sizes["call"] == 2
     assert_values(calls.values[:, 0], r1)
     assert_values(calls.values[:, 1], r2)
+
+
+def test_per_model_dicts_give_each_model_its_own_entry(image_dir, tmp_path):
+    # a model missing from a per-model dict gets the default (its last block), not the dict
+    dt = nbfeat.extract(
+        ["torchvision:alexnet", "timm:resnet18"],
+        image_dir,
+        layers={"torchvision:alexnet": "features.10"},
+        pool="mean",
+        pretrained=False,
+        out=tmp_path / "stores",
+        progress=False,
+    )
+    assert list(dt["torchvision:alexnet"].data_vars) == ["features.10"]
+    assert list(dt["timm:resnet18"].data_vars) == ["layer4.1"]
+    assert (tmp_path / "stores" / "timm_resnet18.zarr").is_dir()

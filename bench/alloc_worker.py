@@ -16,29 +16,18 @@ import time
 
 from bench.common import emit, peak_rss_mib
 
-M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # glibc malloc.h
-
-
-def set_mallopt(top_pad: int = 512 << 20, mmap_threshold: int = 1 << 30, trim_threshold: int = 2 << 30) -> bool:
-    """The MALLOC_* settings applied at run time with mallopt (glibc only); True if all took."""
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    return all(libc.mallopt(k, v) == 1 for k, v in ((M_MMAP_THRESHOLD, mmap_threshold), (M_TOP_PAD, top_pad), (M_TRIM_THRESHOLD, trim_threshold)))
-
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--case", choices=["plain", "nbfeat-layer1", "nbfeat-nodes"], required=True)
     p.add_argument("--n", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--mallopt", action="store_true", help="set the allocator from inside the process (what the engine could do)")
+    p.add_argument("--mallopt", action="store_true", help="nbfeat's own settings, applied from inside the process (tune_malloc)")
     a = p.parse_args()
     if a.mallopt:
-        set_mallopt()
+        from nbfeat.engine.allocation import tune_malloc
+
+        tune_malloc()
 
     import torch
 

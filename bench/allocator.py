@@ -10,9 +10,9 @@ fresh mmap, so each batch's 100 MB activations are new zeroed pages: page faults
 time. A 1 GiB threshold (the environment variable is taken as is; checked with mallinfo2 on
 glibc 2.36) keeps them on the heap for reuse; MALLOC_TOP_PAD_ keeps freed heap mapped. Setting
 the threshold freezes the trim threshold at 128 KiB unless MALLOC_TRIM_THRESHOLD_ is set,
-hence the third setting. The fourth sets the same three values from inside the process with
-mallopt() after start-up: if it matches the environment variables, nbfeat can apply them
-itself.
+hence the third setting. The environment settings run with NBFEAT_MALLOC=default (nbfeat
+leaves the allocator alone); the last is nbfeat as shipped: `tune_malloc()` sets the
+threshold and the pad with mallopt() when an extraction starts.
 
 >>> python -m bench.run --quick --only allocator      # doctest: +SKIP
 """
@@ -24,14 +24,15 @@ from typing import Any
 from bench.common import median, python_module, r3, run_json
 
 MiB = 1 << 20
+UNTOUCHED = {"NBFEAT_MALLOC": "default"}
 SETTINGS = {
-    "default": {},
-    "top_pad+mmap": {"MALLOC_TOP_PAD_": str(512 * MiB), "MALLOC_MMAP_THRESHOLD_": str(1024 * MiB)},
-    "top_pad+mmap+trim": {"MALLOC_TOP_PAD_": str(512 * MiB), "MALLOC_MMAP_THRESHOLD_": str(1024 * MiB), "MALLOC_TRIM_THRESHOLD_": str(2048 * MiB)},
-    # the same three values set by the process itself with mallopt() (what nbfeat could do)
-    "mallopt in-process": {},
+    "default": UNTOUCHED,
+    "top_pad+mmap": {**UNTOUCHED, "MALLOC_TOP_PAD_": str(512 * MiB), "MALLOC_MMAP_THRESHOLD_": str(1024 * MiB)},
+    "top_pad+mmap+trim": {**UNTOUCHED, "MALLOC_TOP_PAD_": str(512 * MiB), "MALLOC_MMAP_THRESHOLD_": str(1024 * MiB), "MALLOC_TRIM_THRESHOLD_": str(2048 * MiB)},
+    # what nbfeat ships: the process sets the threshold and the pad itself (tune_malloc)
+    "nbfeat tune_malloc": {},
 }
-EXTRA_ARGS = {"mallopt in-process": ["--mallopt"]}
+EXTRA_ARGS = {"nbfeat tune_malloc": ["--mallopt"]}
 
 
 def cases(quick: bool) -> dict[str, list[str]]:
@@ -46,7 +47,7 @@ def cases(quick: bool) -> dict[str, list[str]]:
 
 def run(quick: bool = False, rounds: int | None = None) -> dict[str, Any]:
     rounds = rounds or (1 if quick else 2)
-    settings = {k: SETTINGS[k] for k in ("default", "top_pad+mmap", "mallopt in-process")} if quick else SETTINGS
+    settings = {k: SETTINGS[k] for k in ("default", "top_pad+mmap", "nbfeat tune_malloc")} if quick else SETTINGS
     names = list(settings)
     got: dict[tuple[str, str], list[dict[str, Any]]] = {}
     errors = []
@@ -71,7 +72,7 @@ def run(quick: bool = False, rounds: int | None = None) -> dict[str, Any]:
                 {
                     "case": case,
                     "setting": s,
-                    "env": " ".join(f"{k}={v}" for k, v in settings[s].items()) or ("mallopt(M_MMAP_THRESHOLD 1 GiB, M_TOP_PAD 512 MiB, M_TRIM_THRESHOLD 2 GiB)" if s in EXTRA_ARGS else "(none)"),
+                    "env": " ".join(f"{k}={v}" for k, v in settings[s].items()) or ("mallopt(M_MMAP_THRESHOLD 1 GiB, M_TOP_PAD 512 MiB), by nbfeat" if s in EXTRA_ARGS else "(none)"),
                     "seconds": r3(median([x["seconds"] for x in runs])),
                     "speedup_vs_default": r3(median([b["seconds"] / x["seconds"] for b, x in zip(base, runs)])),
                     "kernel_cpu_share": r3(median([x["sys_s"] / c for x, c in zip(runs, cpu) if c > 0])),

@@ -2,17 +2,16 @@
 
 Per batch, every variant runs back to back (order rotated each batch): the full forward
 `model(x)`, the hand-written forward truncated at the requested layer, and nbfeat's engine
-on the same positions (`run.iter_batches`, what `bb.extract(tensor)` runs). The whole-call
-figure adds what `extract` does once per call: `prepare` (input checks and the one-sample
-probe) and `to_xarray` (assembling the labelled result). A direct `bb.extract(tensor)` on
-the first batches cross-checks the composition at the last layer.
+on the same positions (`run.iter_batches`, what `bb.extract(tensor)` runs, its batches
+consumed and dropped as a sink would). The whole-call figure is the real thing: `bb.extract(x)`
+over all images (prepare, probe, engine, the labelled result in memory) against the reference
+loop over the same batches, and against that loop keeping its outputs, in alternating rounds.
 
 >>> python -m bench.run --quick --only forward      # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -56,7 +55,7 @@ def cases(quick: bool) -> list[dict[str, Any]]:
             "targets": [
                 {"name": "layer1", "kw": {"layers": ["layer1"]}, "ref": "to layer1", "goal": "early"},
                 {"name": "layer3", "kw": {"layers": ["layer3"]}, "ref": "to layer3", "goal": "early"},
-                {"name": "avgpool", "kw": {"layers": ["avgpool"]}, "ref": "full", "goal": "last", "direct": True},
+                {"name": "avgpool", "kw": {"layers": ["avgpool"]}, "ref": "full", "goal": "last"},
             ],
         },
         {
@@ -64,7 +63,7 @@ def cases(quick: bool) -> list[dict[str, Any]]:
             "refs": {"to blocks.3": lambda m: vit_upto(m, 3)},
             "targets": [
                 {"name": "blocks.3", "kw": {"layers": ["blocks.3"]}, "ref": "to blocks.3", "goal": "early"},
-                {"name": "blocks.11 (last)", "kw": {"layers": ["blocks.11"]}, "ref": "full", "goal": "last", "direct": True},
+                {"name": "blocks.11 (last)", "kw": {"layers": ["blocks.11"]}, "ref": "full", "goal": "last"},
                 {"name": "nodes attn/mlp/block x12", "kw": {"nodes": VIT_NODES}, "ref": "full", "goal": None},
             ],
         },
@@ -75,22 +74,18 @@ def run(quick: bool = False, n: int | None = None, batch_size: int | None = None
     n = n or (16 if quick else 256)
     bs = batch_size or (8 if quick else 32)
     rows: list[dict[str, Any]] = []
-    checks: list[dict[str, Any]] = []
     for case in cases(quick):
-        case_rows, case_checks = measure_case(case, n, bs)
-        rows += case_rows
-        checks += case_checks
+        rows += measure_case(case, n, bs)
         collect()
     return {
-        "params": {"images": n, "batch_size": bs, "dtype": "float32", "device": "cpu", "rounds": "one per batch"},
+        "params": {"images": n, "batch_size": bs, "dtype": "float32", "device": "cpu", "rounds": f"one per batch; whole calls: {WHOLE_ROUNDS}"},
         "rows": rows,
-        "direct_checks": checks,
         "goals": goals(rows),
     }
 
 
-def measure_case(case: dict[str, Any], n: int, bs: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """One model: paired per-batch timings of its references and nbfeat targets."""
+def measure_case(case: dict[str, Any], n: int, bs: int) -> list[dict[str, Any]]:
+    """One model: paired per-batch timings of its references and nbfeat targets, then whole calls."""
     import torch
 
     import nbfeat
@@ -111,16 +106,20 @@ def measure_case(case: dict[str, Any], n: int, bs: int) -> tuple[list[dict[str, 
     def prepare(kw: dict[str, Any]) -> Callable[[], Any]:
         return lambda: bb.prepare(x, batch_size=bs, **kw)
 
-    def engine(r: Any, chunk: list[int]) -> Callable[[], Any]:
-        return lambda: list(r.iter_batches(chunk))
+    def engine(r: Any, chunk: list[int]) -> Callable[[], None]:
+        def call() -> None:
+            for _ in r.iter_batches(chunk):  # consumed as a sink would: nothing kept
+                pass
 
+        return call
+
+    # warm-up: first-call allocations and lazy init do not count (prepare is timed after it)
+    for fn in refs.values():
+        plain(fn, x[:bs])()
     runs, prepare_s = {}, {}
     for t in case["targets"]:
         prepare_s[t["name"]], runs[t["name"]] = timed(prepare(t["kw"]))
     chunks = [list(range(i, min(i + bs, n))) for i in range(0, n, bs)]
-    # warm-up: first-call allocations and lazy init do not count
-    for fn in refs.values():
-        plain(fn, x[:bs])()
     for r in runs.values():
         engine(r, chunks[0])()
 
@@ -129,18 +128,15 @@ def measure_case(case: dict[str, Any], n: int, bs: int) -> tuple[list[dict[str, 
         xb = x[chunk[0] : chunk[-1] + 1]
         variants: dict[str, Callable[[], Any]] = {name: plain(fn, xb) for name, fn in refs.items()}
         variants.update({"nbfeat " + name: engine(r, chunk) for name, r in runs.items()})
-        pairs.time_round(i, variants, keep=tuple("nbfeat " + name for name in runs))
+        pairs.time_round(i, variants)
+    del runs
+    collect()
 
     rows = []
     for t in case["targets"]:
         name, ref = t["name"], t["ref"]
         nb = "nbfeat " + name
-        batches = [b for bl in pairs.results.pop(nb) for b in bl]
-        t0 = time.perf_counter()
-        runs[name].to_xarray(batches)
-        xr_s = time.perf_counter() - t0
-        batches.clear()
-        whole = prepare_s[name] + pairs.total(nb) + xr_s
+        whole = whole_calls(bb, x, bs, t["kw"], refs[ref], chunks)
         row = {
             "model": case["model"],
             "target": name,
@@ -148,34 +144,62 @@ def measure_case(case: dict[str, Any], n: int, bs: int) -> tuple[list[dict[str, 
             "ratio_vs_reference": r3(pairs.ratio(nb, ref)),
             "ratio_spread": pairs.spread(nb, ref),
             "ratio_vs_full_forward": r3(pairs.ratio(nb, "full")),
-            "whole_call_ratio_vs_reference": r3(whole / pairs.total(ref)),
+            "whole_call_ratio_vs_reference": whole["ratio"],
+            "whole_call_spread": whole["spread"],
             "prepare_s": r3(prepare_s[name]),
-            "to_xarray_s": r3(xr_s),
-            "nbfeat_images_per_s": r3(n / whole),
-            "reference_images_per_s": r3(n / pairs.total(ref)),
+            "nbfeat_images_per_s": r3(n / whole["extract_s"]),
+            "reference_images_per_s": r3(n / whole["reference_s"]),
             "goal": t["goal"],
         }
         if ref != "full":
             row["reference_cost_vs_full"] = r3(pairs.ratio(ref, "full"))
+            row["whole_call_ratio_vs_reference_kept"] = whole["ratio_kept"]
         rows.append(row)
         collect()
+    return rows
 
-    checks = []
-    m = min(n, 2 * bs)
 
-    def full_loop() -> None:
+WHOLE_ROUNDS = 3
+
+
+def whole_calls(bb: Any, x: Any, bs: int, kw: dict[str, Any], fn: Callable[[Any], Any], chunks: list[list[int]]) -> dict[str, Any]:
+    """`bb.extract(x)` (labelled result in memory) against the reference loop over the same
+    batches, and against that loop keeping its outputs; rounds alternate which goes first."""
+    import torch
+
+    def reference() -> None:
         with torch.inference_mode():
-            for i in range(0, m, bs):
-                model(x[i : i + bs])
+            for c in chunks:
+                fn(x[c[0] : c[-1] + 1])
 
-    def direct_extract(kw: dict[str, Any]) -> Callable[[], Any]:
-        return lambda: bb.extract(x[:m], batch_size=bs, progress=False, **kw)
+    def extract() -> Any:
+        return bb.extract(x, batch_size=bs, progress=False, **kw)
 
-    for t in [t for t in case["targets"] if t.get("direct")]:
-        direct = Paired()
-        direct.time_round(len(checks), {"plain": full_loop, "extract": direct_extract(t["kw"])})
-        checks.append({"model": case["model"], "target": t["name"], "images": m, "direct_extract_ratio": r3(direct.ratio("extract", "plain"))})
-    return rows, checks
+    pairs = Paired()
+    for i in range(WHOLE_ROUNDS):
+        pairs.time_round(i, {"extract": extract, "reference": reference, "kept": lambda: keeping(fn, x, chunks)})
+        collect()
+    return {
+        "ratio": r3(pairs.ratio("extract", "reference")),
+        "spread": pairs.spread("extract", "reference"),
+        "ratio_kept": r3(pairs.ratio("extract", "kept")),
+        "extract_s": median(pairs.times["extract"]),
+        "reference_s": median(pairs.times["reference"]),
+    }
+
+
+def keeping(fn: Callable[[Any], Any], x: Any, chunks: list[list[int]]) -> None:
+    """The reference loop keeping its outputs, as a hand-written loop would (append per batch,
+    one torch.cat): what holding the features in memory costs."""
+    import torch
+
+    with torch.inference_mode():
+        outs = [_tensor(fn(x[c[0] : c[-1] + 1])) for c in chunks]
+        torch.cat(outs)
+
+
+def _tensor(out: Any) -> Any:
+    return out if hasattr(out, "shape") else out[0]
 
 
 def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

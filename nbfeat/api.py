@@ -24,6 +24,8 @@ def load(
     dtype: Any = None,
     trust_remote_code: bool = False,
     model_kwargs: dict[str, Any] | None = None,
+    channels_last: bool = False,
+    amp: bool = False,
 ) -> Backbone:
     """Load a backbone by id (`timm:...`, `torchvision:...`, `hf:<hub id or dir>`, or an alias).
 
@@ -38,6 +40,10 @@ def load(
         trust_remote_code: allow a Hugging Face repo's own code to run (off by default).
         model_kwargs: passed to the model constructor (`timm.create_model`,
             `torchvision.models.get_model`), e.g. `{"img_size": 224}`.
+        channels_last: run convolutions in NHWC memory format (faster for CNNs on recent
+            GPUs and CPUs); outputs keep the usual channel-first dims.
+        amp: run the forward pass under `torch.autocast` (bfloat16; float16 on GPUs
+            without bfloat16) while the weights stay in their dtype.
 
     Example:
         >>> bb = nbfeat.load("resnet50", pretrained=False)      # doctest: +SKIP
@@ -64,7 +70,7 @@ def load(
             loaded = hf_source.load(name, pretrained, weights, trust_remote_code=trust_remote_code, dtype=torch_dtype)
     if loaded.weights == "random":
         loaded.weights = f"random(seed={RANDOM_INIT_SEED})"
-    return Backbone(f"{source}:{name}", source, name, loaded, pretrained=pretrained, weights=weights, device=device, dtype=torch_dtype, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs)
+    return Backbone(f"{source}:{name}", source, name, loaded, pretrained=pretrained, weights=weights, device=device, dtype=torch_dtype, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs, channels_last=channels_last, amp=amp)
 
 
 def extract(
@@ -78,6 +84,8 @@ def extract(
     num_workers: int | None = None,
     device: Any = None,
     dtype: Any = None,
+    channels_last: bool = False,
+    amp: bool = False,
     pretrained: bool = True,
     weights: Any = None,
     ids: list[str] | None = None,
@@ -92,6 +100,7 @@ def extract(
     With several models, `layers`, `nodes`, `pool` and `weights` may be dicts keyed by
     model id; the result is a `DataTree` with one child per model (`/` in ids becomes
     `--`). With `out=`, each model streams to `<out>/<model>` ... see `Backbone.extract`.
+    `device`, `dtype`, `channels_last`, `amp`, `pretrained` and `weights` go to `nbfeat.load`.
 
     Example:
         >>> dt = nbfeat.extract(["resnet18", "alexnet"], "images/", layers=-1, pretrained=False)  # doctest: +SKIP
@@ -108,7 +117,7 @@ def extract(
 
     results = {}
     for mid, m in zip(ids_, items):
-        bb = m if isinstance(m, Backbone) else load(mid, pretrained=pretrained, weights=for_model(weights, mid), device=device, dtype=dtype)
+        bb = m if isinstance(m, Backbone) else load(mid, pretrained=pretrained, weights=for_model(weights, mid), device=device, dtype=dtype, channels_last=channels_last, amp=amp)
         target = None if out is None else (out if not many else os.path.join(os.fspath(out), mid.replace("/", "--").replace(":", "_") + ".zarr"))
         results[mid] = bb.extract(
             inputs, layers=for_model(layers, mid), nodes=for_model(nodes, mid), pool=for_model(pool, mid),

@@ -41,6 +41,8 @@ KEYS: dict[str, str] = {
     "num_workers": "data-loading workers (default: chosen for you)",
     "device": "cpu, cuda, cuda:1, mps ... (default: cuda when available)",
     "dtype": "float32, bfloat16 or float16",
+    "channels_last": "run convolutions in NHWC memory format: faster CNNs on recent GPUs and CPUs (true/false)",
+    "amp": "run the forward pass under autocast, bfloat16 (true/false)",
     "pretrained": "published weights (true, the default) or random weights (false)",
     "weights": "a local checkpoint file or Hugging Face directory (or a mapping model -> path)",
     "out": "a zarr store to stream into (bounded memory, resumable)",
@@ -482,6 +484,8 @@ _OPTION_CHECKS: dict[str, Any] = {
     "num_workers": _count(0),
     "device": _str,
     "dtype": _dtype,
+    "channels_last": _bool,
+    "amp": _bool,
     "pretrained": _bool,
     "out": _str,
     "overwrite": _bool,
@@ -505,6 +509,8 @@ EXTRACT_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--num-workers",), {"type": int, "metavar": "N", "help": "data-loading workers"}),
     (("--device",), {"help": "cpu, cuda, cuda:1, mps (default: cuda when available)"}),
     (("--dtype",), {"help": "float32, bfloat16 or float16"}),
+    (("--channels-last",), {"action": "store_true", "default": None, "help": "run convolutions in NHWC memory format"}),
+    (("--amp",), {"action": "store_true", "default": None, "help": "run the forward pass under autocast (bfloat16)"}),
     (("--pretrained",), {"action": "store_true", "default": None, "help": "published weights (the default)"}),
     (("--random",), {"action": "store_true", "default": None, "help": "random weights instead of the published ones (pretrained: false)"}),
     (("--weights",), {"metavar": "PATH", "help": "a local checkpoint file or Hugging Face directory"}),
@@ -553,7 +559,7 @@ def flags_to_raw(args: Any, models: Sequence[str] | None = None) -> dict[str, An
         raw["pretrained"] = False
     elif get("pretrained"):
         raw["pretrained"] = True
-    for key in ("flatten", "batch_size", "num_workers", "device", "dtype", "weights", "out", "overwrite"):
+    for key in ("flatten", "batch_size", "num_workers", "device", "dtype", "channels_last", "amp", "weights", "out", "overwrite"):
         if get(key) is not None:
             raw[key] = get(key)
     return raw

@@ -11,15 +11,17 @@ from typing import Any
 
 import numpy as np
 
+from nbfeat.engine.allocation import empty
+
 
 def to_xarray(run: Any, batches: Iterable[Any]) -> Any:
     """Collect batches in memory and label them (see docs/architecture.md).
 
-    Each variable is allocated once for every input (np.empty: untouched rows cost no
-    memory) and filled batch by batch, so there is no concatenation copy at the end.
+    Each variable is allocated once for every input (untouched rows cost no memory) and
+    filled batch by batch, so there is no concatenation copy at the end.
     """
     total = len(run.inputs)
-    arrays = {name: np.empty((total, *spec.shape), spec.dtype) for name, spec in run.variables.items()}
+    arrays = {name: empty((total, *spec.shape), spec.dtype) for name, spec in run.variables.items()}
     coords: dict[str, np.ndarray] = {}
     pos = np.empty(total, dtype=np.int64)
     failed: list[tuple[int, str]] = []

@@ -21,9 +21,11 @@ import numpy as np
 
 from nbfeat.data.images import ImageReadError, array_to_pil, open_rgb
 from nbfeat.data.inputs import Inputs, resolve_inputs
+from nbfeat.engine.allocation import tune_malloc
 from nbfeat.engine.hooks import Capture
 from nbfeat.engine.pooling import Layout, PoolSpec, apply_pool, infer_layout, pooled_dims
 from nbfeat.engine.selection import Target, select
+from nbfeat.engine.stacking import Stacks
 from nbfeat.errors import InputError, UnknownLayerError
 
 
@@ -64,6 +66,7 @@ class ExtractionRun:
     ):
         if int(batch_size) < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}.")
+        tune_malloc()
         self.bb = bb
         self.inputs: Inputs = resolve_inputs(inputs, bb.modality, ids, labels)
         self.targets: list[Target] = select(bb, layers, nodes, pool)
@@ -78,6 +81,11 @@ class ExtractionRun:
             for m in t.modules:
                 if t.pool not in self._pools.setdefault(m, []):
                     self._pools[m].append(t.pool)
+        slots: dict[tuple[str, int], tuple[str, int, int]] = {}  # see nbfeat.engine.stacking
+        for t in [t for t in self.targets if t.stacked]:
+            for depth, m in enumerate(t.modules):
+                slots.setdefault((m, self._pools[m].index(t.pool)), (t.name, depth, len(t.modules)))
+        self._stacks = Stacks(slots)
         self._layouts: dict[str, Layout] = {}
         self._output_index: dict[str, int] = {}
         self._mask: Any = None
@@ -234,11 +242,22 @@ class ExtractionRun:
             yield positions, (self._to_device(x) if x is not None else None), failed
 
     def _workers(self, n: int) -> int:
+        """DataLoader worker processes: only on cores the forward pass leaves free.
+
+        On the CPU, torch's threads already hold every core; a decoding process beside them
+        makes both slower (2 cores: a whole call 1.5x slower than decoding between batches).
+        """
+        if n <= 1:
+            return 0  # the probe
         if self.num_workers is not None:
             return int(self.num_workers)
         if self.inputs.kind != "files" or n <= self.batch_size:
             return 0  # in-memory images or a single batch: worker start-up would cost more
-        return max(1, min(8, (os.cpu_count() or 2) - 1))
+        import torch
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        busy = torch.get_num_threads() if self.device.type == "cpu" else 1
+        return max(0, min(8, cores - busy))
 
     def _pad_tokens(self, positions: list[int]) -> Any:
         import torch
@@ -254,26 +273,32 @@ class ExtractionRun:
         return ids.to(self.device), mask.to(self.device)
 
     def _to_device(self, x: Any) -> Any:
+        import torch
+
         x = x.to(self.device, non_blocking=True)
+        if self.bb.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         return x.to(self.bb.dtype) if self.bb.dtype is not None and x.is_floating_point() else x
 
     # ---- forward and capture ---------------------------------------------------------
 
     def _forward(self, x: Any) -> Any:
         model, name = self.bb.model, self.bb.input_name
-        if self.bb.modality == "text":
-            ids, mask = x
-            self._mask = mask
-            return model(input_ids=ids, attention_mask=mask)
-        self._mask = None
-        return model(**{name: x}) if name else model(x)
+        self._stacks.reset()
+        with self.bb.autocast():
+            if self.bb.modality == "text":
+                ids, mask = x
+                self._mask = mask
+                return model(input_ids=ids, attention_mask=mask)
+            self._mask = None
+            return model(**{name: x}) if name else model(x)
 
     def _transform(self, path: str, tensor: Any) -> list[Any]:
         layout = self._layouts.get(path)
         if layout is None:
             layout = infer_layout(tuple(tensor.shape), self.bb.prefix_tokens, text=self.bb.modality == "text")
             self._layouts[path] = layout
-        return [apply_pool(tensor, layout, p, self.flatten, self._mask) for p in self._pools[path]]
+        return [self._stacks.put(path, k, apply_pool(tensor, layout, p, self.flatten, self._mask)) for k, p in enumerate(self._pools[path])]
 
     def _assemble(self, positions: np.ndarray, outputs: dict[str, list[Any]], failed: list[tuple[int, str]]) -> Batch:
         import torch
@@ -290,7 +315,7 @@ class ExtractionRun:
                     break
                 per_module.append(calls[0] if len(calls) == 1 else torch.stack(calls, dim=1))
             else:
-                x = torch.stack(per_module, dim=1) if t.stacked else per_module[0]
+                x = self._stacks.take(t.name, per_module) if t.stacked else per_module[0]
                 features[t.name] = self._pad_token_axis(t.name, _numpy(x))
         coords: dict[str, np.ndarray] = {}
         if self.bb.modality == "text":
@@ -415,10 +440,12 @@ class ExtractionRun:
                 raise InputError("Every text is empty: nothing to extract.")
             return good[0]
         if self.inputs.kind == "tensor":
-            finite = self.inputs.items.flatten(1).isfinite().all(dim=1).nonzero()
-            if not len(finite):
-                raise InputError("The input tensor holds NaN or inf values; clean it first (torch.nan_to_num).")
-            return int(finite[0])
+            items = self.inputs.items
+            for start in range(0, len(items), self.batch_size):  # batch by batch: no full-size temporaries
+                finite = items[start : start + self.batch_size].flatten(1).isfinite().all(dim=1).nonzero()
+                if len(finite):
+                    return start + int(finite[0])
+            raise InputError("The input tensor holds NaN or inf values; clean it first (torch.nan_to_num).")
         if self.inputs.kind != "files":
             return 0
         reasons = []

@@ -22,7 +22,7 @@ from nbfeat.models.loaded import Loaded
 class Backbone:
     """A model plus everything nbfeat needs to extract from it. Build with `nbfeat.load`."""
 
-    def __init__(self, model_id: str, source: str, name: str, loaded: Loaded, *, pretrained: bool, weights: str | None, device: Any, dtype: Any, trust_remote_code: bool = False, model_kwargs: dict[str, Any] | None = None):
+    def __init__(self, model_id: str, source: str, name: str, loaded: Loaded, *, pretrained: bool, weights: str | None, device: Any, dtype: Any, trust_remote_code: bool = False, model_kwargs: dict[str, Any] | None = None, channels_last: bool = False, amp: bool = False):
 
         self.id = model_id
         self.source = source
@@ -39,6 +39,12 @@ class Backbone:
         self.model = loaded.model.to(self.device)
         if self.dtype is not None:
             self.model = self.model.to(self.dtype)
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            import torch
+
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.amp = bool(amp)
         self.pretrained = pretrained
         self._weights_arg = weights
         self._trust_remote_code = trust_remote_code
@@ -150,7 +156,24 @@ class Backbone:
             "dtype": str(self.dtype).replace("torch.", "") if self.dtype is not None else None,
             "trust_remote_code": self._trust_remote_code,
             "model_kwargs": self._model_kwargs or None,
+            "channels_last": self.channels_last,
+            "amp": self.amp,
         }
+
+    def autocast(self) -> Any:
+        """The context the forward pass runs in: `torch.autocast` when loaded with `amp=True`."""
+        import torch
+
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp)
+
+    @property
+    def amp_dtype(self) -> Any:
+        """bfloat16, or float16 on a GPU without bfloat16."""
+        import torch
+
+        if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            return torch.float16
+        return torch.bfloat16
 
     def provenance(self) -> dict[str, Any]:
         """Dataset attrs: model, source, weights tag or hash, preprocessing, versions (no secrets)."""
@@ -163,7 +186,9 @@ class Backbone:
             "pretrained": int(self.pretrained),
             "weights": self._loaded.weights,
             "preprocessing": json.dumps(self._loaded.preprocessing, sort_keys=True, default=str),
-            "dtype": str(self.dtype or torch.float32).replace("torch.", ""),
+            # autocast changes the values as much as a dtype does: it is part of this key
+            "dtype": str(self.dtype or torch.float32).replace("torch.", "") + (f"+autocast({str(self.amp_dtype).replace('torch.', '')})" if self.amp else ""),
+            "memory_format": "channels_last" if self.channels_last else "contiguous",
             "nbfeat_version": __version__,
             "torch_version": torch.__version__,
             **self._loaded.versions,

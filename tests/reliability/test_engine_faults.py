@@ -38,6 +38,26 @@ def test_out_of_memory_halves_the_batch_and_goes_on(resnet):
     assert seen[1:] == [8, 4, 2, 2, 2, 2]  # after the 1-sample probe: halved twice, then 2 sticks
 
 
+def test_stacked_nodes_survive_out_of_memory_halving():
+    vit = nbfeat.load("timm:vit_tiny_patch16_224", pretrained=False, model_kwargs={"img_size": 32})
+    x = torch.randn(6, 3, 32, 32)
+    want = vit.extract(x, nodes=["attn", "block"], batch_size=6, progress=False)
+
+    def oom_above_two(module, args):
+        if args[0].shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+
+    handle = vit.model.blocks[0].register_forward_pre_hook(oom_above_two)
+    try:
+        with pytest.warns(RuntimeWarning, match="Out of memory at batch size 6"):
+            got = vit.extract(x, nodes=["attn", "block"], batch_size=6, progress=False)
+    finally:
+        handle.remove()
+    for name in ("attn", "block"):
+        assert got[name].dims == ("sample", "layer", "token", "channel")
+        np.testing.assert_allclose(got[name].values, want[name].values, rtol=1e-5, atol=1e-5)
+
+
 def test_wrong_tensor_shapes_and_dtypes_are_clear(resnet):
     with pytest.raises(InputError, match=r"N x 3 x H x W"):
         resnet.extract(torch.randn(2, 1, 64, 64), progress=False)

@@ -220,3 +220,36 @@ def test_extract_with_out_goes_through_the_store(bb, tmp_path):
         ds["layer4"].values,
         bb.extract(x, layers="layer4", pool="mean", progress=False)["layer4"].values,
     )
+
+
+def test_a_batch_that_fills_a_chunk_is_kept_without_a_copy(bb):
+    from nbfeat.store.chunks import ChunkBuffer
+    from nbfeat.store.layout import plan
+
+    run = bb.prepare(tensors(8), layers=["layer4"], batch_size=4)
+    layout = plan(run, chunk_size=4)
+    first, second = list(run.iter_batches())
+    whole = ChunkBuffer(layout, 0)
+    whole.add(first, np.arange(4), np.arange(4))
+    assert np.shares_memory(whole.data["layer4"], first.features["layer4"])
+    part = ChunkBuffer(layout, 1)  # filled in two pieces and one failure: copies
+    part.add(second, np.arange(2), np.arange(2))
+    part.fail(2, "broken")
+    part.add(second, np.arange(3, 4), np.arange(3, 4))
+    assert part.full and not np.shares_memory(part.data["layer4"], second.features["layer4"])
+    np.testing.assert_array_equal(part.data["layer4"][[0, 1, 3]], second.features["layer4"][[0, 1, 3]])
+    assert np.isnan(part.data["layer4"][2]).all()
+
+
+def test_big_chunks_are_stored_in_pieces_that_read_back_the_same(bb, tmp_path, monkeypatch):
+    import nbfeat.store.layout as layout_module
+
+    monkeypatch.setattr(layout_module, "MIN_PIECE_BYTES", 1)  # pieces even for a tiny model
+    run = bb.prepare(tensors(20), layers=["layer4"], batch_size=8)
+    st.write(run, tmp_path / "f.zarr", progress=False, chunk_size=8)
+    group = zarr.open_group(str(tmp_path / "f.zarr"), mode="r")
+    assert group["layer4"].chunks[0] == 2 and group["status"].chunks[0] == 8  # 4 pieces a chunk
+    got = nbfeat.open(tmp_path / "f.zarr")
+    assert_same_store(got, run.to_xarray())
+    st.write(run, tmp_path / "f.zarr", progress=False, chunk_size=8)  # all done: nothing to redo
+    assert_same_store(nbfeat.open(tmp_path / "f.zarr"), got)

@@ -1,0 +1,77 @@
+"""Memory allocation for extraction: glibc malloc settings and big output buffers.
+
+A forward pass allocates and frees the same large activations batch after batch. With
+glibc's defaults each one is a fresh `mmap`, so every batch pays for page faults and for the
+kernel zeroing the pages: on a 2-core VM that was 25-50% of the CPU time and halved
+throughput (`make bench`, section 6). `tune_malloc()` keeps such blocks in the heap for
+reuse instead (the same knobs as the `MALLOC_*_` environment variables, set at run time).
+Cost: up to `M_TOP_PAD` (512 MiB) of freed memory stays with the process for reuse.
+Set `NBFEAT_MALLOC=default` to leave the allocator alone.
+
+`empty()` allocates arrays that hold a whole run's features without transparent huge pages:
+asking the kernel for hundreds of MiB of huge pages can stall for seconds while it compacts
+memory, which costs more than the page faults it saves.
+
+>>> tune_malloc()          # once per process; True where glibc took the settings  # doctest: +SKIP
+>>> empty((1000, 2048), np.float32).shape
+(1000, 2048)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from typing import Any
+
+import numpy as np
+
+# glibc malloc.h. Setting either one also freezes the trim threshold at 128 KiB, so freed
+# memory beyond the pad still goes back to the system.
+M_TOP_PAD, M_MMAP_THRESHOLD = -2, -3
+SETTINGS = ((M_MMAP_THRESHOLD, 1 << 30), (M_TOP_PAD, 512 << 20))
+ENV = "NBFEAT_MALLOC"
+
+_tuned: bool | None = None
+
+
+def tune_malloc() -> bool:
+    """Apply the allocator settings once per process (glibc only); True if they are in effect.
+
+    Example:
+        >>> tune_malloc() in (True, False)
+        True
+    """
+    global _tuned
+    if _tuned is None:
+        _tuned = _apply()
+    return _tuned
+
+
+def _apply() -> bool:
+    if os.environ.get(ENV, "").strip().lower() in ("default", "0", "off", "false", "no"):
+        return False
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl without mallopt)
+        return False
+    return all(mallopt(key, value) == 1 for key, value in SETTINGS)
+
+
+def empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """`np.empty` without transparent huge pages (see the module docstring).
+
+    Example:
+        >>> empty((2, 3), np.float32).dtype
+        dtype('float32')
+    """
+    toggle = getattr(getattr(np, "_core", np).multiarray, "_set_madvise_hugepage", None)
+    if toggle is None:
+        return np.empty(shape, dtype)
+    before = toggle(False)
+    try:
+        return np.empty(shape, dtype)
+    finally:
+        toggle(before)

@@ -96,6 +96,10 @@ def test_extract_code_and_flags_form(project):
     r = nbfeat("extract", "timm:resnet50", "--inputs", "images/", "--layers", "layer3", "layer4", "--pool", "layer4=mean", "--out", "f.zarr", "--code", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "nbfeat.extract('timm:resnet50', 'images/', layers=['layer3', 'layer4'], pool={'layer4': 'mean'}, out='f.zarr')"
+    # speed options: the same words as nbfeat.load and the YAML keys
+    r = nbfeat("extract", "timm:resnet50", "--inputs", "images/", "--layers", "layer4", "--out", "f.zarr", "--channels-last", "--amp", "--code", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "nbfeat.extract('timm:resnet50', 'images/', layers='layer4', channels_last=True, amp=True, out='f.zarr')"
 
 
 @pytest.mark.parametrize(

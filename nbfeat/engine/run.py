@@ -211,9 +211,10 @@ class ExtractionRun:
         if kind == "tensor":
             for chunk in chunks:
                 x = self.inputs.items[list(chunk)]
-                bad = ~x.flatten(1).isfinite().all(dim=1)
-                failed = [(int(p), "NaN or inf values in the tensor") for p in chunk[bad.numpy()]] if bad.any() else []
-                if failed:
+                failed = []
+                if not _all_finite(x):
+                    bad = ~x.flatten(1).isfinite().all(dim=1)
+                    failed = [(int(p), "NaN or inf values in the tensor") for p in chunk[bad.numpy()]]
                     chunk, x = chunk[~bad.numpy()], x[~bad]
                 yield list(chunk), (self._to_device(x) if len(chunk) else None), failed
         elif kind == "text":
@@ -442,7 +443,10 @@ class ExtractionRun:
         if self.inputs.kind == "tensor":
             items = self.inputs.items
             for start in range(0, len(items), self.batch_size):  # batch by batch: no full-size temporaries
-                finite = items[start : start + self.batch_size].flatten(1).isfinite().all(dim=1).nonzero()
+                rows = items[start : start + self.batch_size]
+                if _all_finite(rows):
+                    return start
+                finite = rows.flatten(1).isfinite().all(dim=1).nonzero()
                 if len(finite):
                     return start + int(finite[0])
             raise InputError("The input tensor holds NaN or inf values; clean it first (torch.nan_to_num).")
@@ -483,6 +487,14 @@ class _ImageItems:
             return pos, None, str(e)
         except ValueError as e:  # a bad in-memory array: recorded like a bad file
             return pos, None, str(e).splitlines()[0][:200]
+
+
+def _all_finite(x: Any) -> bool:
+    """No NaN or inf anywhere in `x`: min and max in one pass (NaN propagates), no temporaries."""
+    import torch
+
+    lo, hi = torch.aminmax(x)
+    return bool(torch.isfinite(lo) & torch.isfinite(hi))
 
 
 def _rows(x: Any, sl: slice) -> Any:

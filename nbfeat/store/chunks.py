@@ -243,7 +243,7 @@ def _buffer(
 
 def _as_slice(index: np.ndarray) -> slice | np.ndarray:
     """A run of consecutive indices as a slice (a view), anything else unchanged."""
-    if len(index) and index[-1] - index[0] + 1 == len(index) and (len(index) < 2 or (np.diff(index) == 1).all()):
+    if len(index) and (np.diff(index) == 1).all():
         return slice(int(index[0]), int(index[-1]) + 1)
     return index
 

@@ -157,11 +157,15 @@ def kill_run(zygote, folder, out, delay=None, after_chunks=None):
 
 @pytest.fixture(scope="module")
 def clean_run(zygote, folder, tmp_path_factory):
-    """An uninterrupted run in a fork: its store, and how long it took (to draw kill times)."""
-    out = tmp_path_factory.mktemp("clean") / "clean.zarr"
-    start = time.monotonic()
-    assert zygote.wait(zygote.start(folder, out)) == 0
-    return out, time.monotonic() - start
+    """An uninterrupted run in a fork: its store, and how long it takes (to draw kill times):
+    the faster of two runs, since the first pays for cold caches."""
+    durations = []
+    for k in range(2):
+        out = tmp_path_factory.mktemp("clean") / f"clean{k}.zarr"
+        start = time.monotonic()
+        assert zygote.wait(zygote.start(folder, out)) == 0
+        durations.append(time.monotonic() - start)
+    return out, min(durations)
 
 
 def test_an_uninterrupted_forked_run_matches_python(clean_run, reference):
@@ -176,7 +180,8 @@ def test_sigkill_at_random_points_then_resume(zygote, bb, folder, reference, cle
     # three runs killed in a row, each resuming the last: at random times, and for seed 2
     # first once k chunks are done
     plan = [(None, rng.randint(1, 4))] if seed == 2 else []
-    plan += [(rng.uniform(0.0, duration), None) for _ in range(3 - len(plan))]
+    # within the first 70% of a run: a run faster than the clean one still gets killed
+    plan += [(rng.uniform(0.0, 0.7 * duration), None) for _ in range(3 - len(plan))]
     killed = 0
     for delay, after in plan:
         killed += kill_run(zygote, folder, out, delay=delay, after_chunks=after)

@@ -49,7 +49,7 @@ test-js: $(STAMP)/js
 docs: $(STAMP)/venv
 	$(BIN)/mkdocs build --strict --quiet --site-dir site
 
-# The 20,000-image memory run takes about an hour: it has its own target.
+# The 20,000-image memory run takes about 25 minutes: it has its own target.
 bench: $(STAMP)/venv
 	$(BIN)/python -m bench.run --skip memory
 

@@ -9,7 +9,7 @@ the peak of the whole process tree (PSS, sampled every 0.2 s), the RSS after the
     python -m bench.memory --n 200 --n 1000        # writes bench/out/memory.json
     python -m bench.run --only memory [--quick]    # the same, inside the benchmark table
 
-The full 20,000 takes about an hour on 2 CPU cores (and ~8 GB of disk for the store, removed
+The full 20,000 takes about 25 minutes on 2 CPU cores (and ~10 GB of disk for the store, removed
 afterwards); --quick uses 200 and 1000.
 """
 

@@ -3,7 +3,7 @@
     python -m bench.run                  # everything (10-20 min on 2 CPU cores)
     python -m bench.run --quick          # small sizes, for development
     python -m bench.run --only forward --only text
-    python -m bench.run --skip memory    # the full memory run (20,000 images) takes an hour
+    python -m bench.run --skip memory    # the full memory run (20,000 images) takes ~25 min
 
 `--only` (and `--skip`) replace only the sections that run in an existing results.json and keeps the others, so the
 table always shows the latest figure of each benchmark (each section says when and how it

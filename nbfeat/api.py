@@ -48,7 +48,7 @@ def load(
     Example:
         >>> bb = nbfeat.load("resnet50", pretrained=False)      # doctest: +SKIP
     """
-    from nbfeat.models import hf_source, timm_source, torchvision_source
+    from nbfeat.models.sources import hf as hf_source, timm as timm_source, torchvision as torchvision_source
     from nbfeat.models.backbone import _as_dtype
     from nbfeat.models.registry import resolve
 

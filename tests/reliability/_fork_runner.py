@@ -42,7 +42,7 @@ def main() -> None:
     import xarray  # noqa: F401
     import zarr  # noqa: F401
 
-    import nbfeat.models.timm_source  # noqa: F401
+    import nbfeat.models.sources.timm  # noqa: F401
     import nbfeat.store  # noqa: F401
 
     print(json.dumps({"ready": True}), flush=True)

@@ -1,0 +1,1 @@
+"""Model sources: one module per library behind one contract (see `base.py`)."""

@@ -450,6 +450,15 @@ class ExtractionRun:
                 if len(finite):
                     return start + int(finite[0])
             raise InputError("The input tensor holds NaN or inf values; clean it first (torch.nan_to_num).")
+        if self.inputs.kind == "images":  # in-memory images: the first that converts
+            items = _ImageItems(self.inputs, None, self.bb.input_size[-1])
+            reasons = []
+            for i in range(min(len(self.inputs), 200)):
+                _, ok, reason = items.decode(i)
+                if ok is not None:
+                    return i
+                reasons.append(f"{self.inputs.ids[i]}: {reason}")
+            raise InputError(f"None of the first {len(reasons)} images could be used (e.g. {reasons[0]}).")
         if self.inputs.kind != "files":
             return 0
         reasons = []
@@ -472,6 +481,11 @@ class _ImageItems:
         return len(self.inputs)
 
     def __getitem__(self, pos: int) -> tuple[int, Any, str]:
+        pos, img, reason = self.decode(pos)
+        return pos, (self.preprocess(img) if img is not None else None), reason
+
+    def decode(self, pos: int) -> tuple[int, Any, str]:
+        """(position, RGB PIL image or None, failure reason)."""
         item = self.inputs.items[pos]
         try:
             if self.inputs.kind == "files":
@@ -482,10 +496,10 @@ class _ImageItems:
                 img = to_rgb(item, self.side)
             else:
                 img = array_to_pil(item.cpu().numpy() if hasattr(item, "cpu") else item)
-            return pos, self.preprocess(img), ""
+            return pos, img, ""
         except ImageReadError as e:
             return pos, None, str(e)
-        except ValueError as e:  # a bad in-memory array: recorded like a bad file
+        except (ValueError, TypeError) as e:  # a bad in-memory array: recorded like a bad file
             return pos, None, str(e).splitlines()[0][:200]
 
 

@@ -51,7 +51,8 @@ class ChunkBuffer:
 
     def add(self, batch: Any, rows: np.ndarray, local: np.ndarray) -> None:
         src, dst = _as_slice(rows), _as_slice(local)  # the usual case: views, no fancy-index copies
-        whole = dst == slice(0, len(self.status))
+        # `dst` is an index array when a failed input sits inside the batch
+        whole = isinstance(dst, slice) and dst == slice(0, len(self.status))
         for name, arr in batch.features.items():
             plan = self.plans.get(name)
             if plan is None:

@@ -5,6 +5,7 @@ import type { AnyModel } from "@anywidget/types";
 import type { NdArray } from "./codec";
 import { finiteRange, paintHeat, paintRGB, toBytes } from "./colormap";
 import { button, h, listen } from "./dom";
+import { insertCellBelow } from "./notebook_cell";
 import { type Reply, Rpc } from "./rpc";
 
 export interface SampleInfo {
@@ -72,8 +73,9 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
   const main = h("div", { className: "nbfeat-browser-main" });
   const channelsBox = h("div", { className: "nbfeat-channels" });
   const codePre = h("pre", { className: "nbfeat-code-text" });
-  const copyBtn = button("Copy code", "copy", "Copy the equivalent Python call");
-  const codeBox = h("div", { className: "nbfeat-code" }, codePre, copyBtn);
+  const copyBtn = button("Copy code", "copy", "Copy the code that reproduces this view (run it in a fresh kernel)");
+  const cellBtn = button("To cell", "to-cell", "Insert the code as a new cell below (copies it where there is no notebook)");
+  const codeBox = h("div", { className: "nbfeat-code" }, codePre, h("div", { className: "nbfeat-code-actions" }, copyBtn, cellBtn));
   const root = h("div", { className: "nbfeat-browser" }, title, toolbar, status, main, channelsBox, codeBox);
   el.classList.add("nbfeat-widget");
   el.append(root);
@@ -335,11 +337,13 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
       if (tile) setState({ channel: Number(tile.dataset.channel) });
     }),
     listen(copyBtn, "click", () => {
-      void copyText(model.get("code") ?? "").then((ok) => {
-        copyBtn.textContent = ok ? "Copied" : "Select and copy";
-        setTimeout(() => {
-          copyBtn.textContent = "Copy code";
-        }, 1500);
+      void copyText(model.get("code") ?? "").then((ok) => flash(copyBtn, ok ? "Copied" : "Select and copy", "Copy code"));
+    }),
+    listen(cellBtn, "click", () => {
+      const code = model.get("code") ?? "";
+      void insertCellBelow(el, code).then(async (ok) => {
+        if (ok) flash(cellBtn, "Inserted below", "To cell");
+        else flash(cellBtn, (await copyText(code)) ? "No notebook: copied" : "Select and copy", "To cell");
       });
     }),
   ];
@@ -370,6 +374,13 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
     rpc.dispose();
     root.remove();
   };
+}
+
+function flash(b: HTMLElement, text: string, back: string): void {
+  b.textContent = text;
+  setTimeout(() => {
+    b.textContent = back;
+  }, 1500);
 }
 
 function figure(kind: string, content: HTMLElement, caption: string): HTMLElement {

@@ -27,18 +27,18 @@ def tree(model: Any, height: int = 360, **load_kwargs: Any) -> TreeWidget:
     return _tree(model, height=height, **load_kwargs)
 
 
-def browse(data: Any, inputs: Any = None, layer: str | None = None, max_samples: int = 16, **kwargs: Any) -> BrowserWidget:
+def browse(data: Any, inputs: Any = None, layer: str | None = None, max_samples: int = 16, pool: Any = None, **kwargs: Any) -> BrowserWidget:
     """The activation browser over results or a backbone + inputs (see `nbfeat.widgets.browser`)."""
     from nbfeat.widgets.browser import browse as _browse
 
-    return _browse(data, inputs, layer=layer, max_samples=max_samples, **kwargs)
+    return _browse(data, inputs, layer=layer, max_samples=max_samples, pool=pool, **kwargs)
 
 
-def explore(bb: Any, inputs: Any, max_samples: int = 16, height: int = 420, layer: str | None = None) -> Explorer:
+def explore(bb: Any, inputs: Any, max_samples: int = 16, height: int = 420, layer: str | None = None, pool: Any = None) -> Explorer:
     """Tree and browser linked (see `nbfeat.widgets.explorer`)."""
     from nbfeat.widgets.explorer import explore as _explore
 
-    return _explore(bb, inputs, max_samples=max_samples, height=height, layer=layer)
+    return _explore(bb, inputs, max_samples=max_samples, height=height, layer=layer, pool=pool)
 
 
 def __getattr__(name: str) -> Any:

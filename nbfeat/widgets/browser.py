@@ -84,7 +84,7 @@ class BrowserWidget(NbfeatWidget):
             raise InputError(f"sample must be between 0 and {len(self.samples) - 1}; got {value}.")
         return value
 
-    @traitlets.observe("layer", "sample")
+    @traitlets.observe("layer", "sample", "depth")
     def _on_shown(self, change: Any) -> None:
         self._update_code()
 
@@ -93,7 +93,7 @@ class BrowserWidget(NbfeatWidget):
         if layers is not None:
             self._code_layers = list(layers)
         chosen = self._code_layers if self._code_layers is not None else ([self.layer] if self.layer else [])
-        self.code = self.source.code(chosen, self.sample)
+        self.code = self.source.code(chosen, self.sample, layer=self.layer, depth=self.depth)
 
     def _request_view(self, content: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Everything the view shows for one (sample, layer): thumbnail, PCA, channels."""
@@ -124,7 +124,7 @@ class BrowserWidget(NbfeatWidget):
         return meta, arrays
 
 
-def browse(data: Any, inputs: Any = None, layer: str | None = None, max_samples: int = 16, **kwargs: Any) -> BrowserWidget:
+def browse(data: Any, inputs: Any = None, layer: str | None = None, max_samples: int = 16, pool: Any = None, **kwargs: Any) -> BrowserWidget:
     """Browse activations: of extracted results, or of a backbone run on a few inputs.
 
     Args:
@@ -134,6 +134,8 @@ def browse(data: Any, inputs: Any = None, layer: str | None = None, max_samples:
         layer: the layer (module path or variable name) to show first.
         max_samples: with a backbone, how many inputs to offer (each layer is extracted
             for these on first look, then cached).
+        pool: with a backbone, one pooling spec for every layer shown (`"mean"`,
+            `("avg2d", 4)`); None shows the raw outputs.
 
     Example:
         >>> nbfeat.browse(bb.extract("images/", layers=["layer3", "layer4"]))   # doctest: +SKIP
@@ -144,7 +146,7 @@ def browse(data: Any, inputs: Any = None, layer: str | None = None, max_samples:
         if inputs is None:
             raise InputError("nbfeat.browse(bb, inputs): pass the inputs to run the model on.")
         bb = _backbone(data)
-        source: Any = BackboneSource(bb, inputs, max_samples=max_samples)
+        source: Any = BackboneSource(bb, inputs, max_samples=max_samples, pool=pool)
     else:
         source = DatasetSource(data)
     return BrowserWidget(source, layer=layer, **kwargs)

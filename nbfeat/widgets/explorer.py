@@ -23,9 +23,9 @@ from nbfeat.widgets.tree_widget import TreeWidget, tree
 class Explorer(ipywidgets.HBox):
     """A TreeWidget (`.tree`) beside a BrowserWidget (`.browser`); build with `nbfeat.explore`."""
 
-    def __init__(self, bb: Any, inputs: Any, max_samples: int = 16, height: int = 420, layer: str | None = None):
+    def __init__(self, bb: Any, inputs: Any, max_samples: int = 16, height: int = 420, layer: str | None = None, pool: Any = None):
         self.bb = bb
-        self.source = BackboneSource(bb, inputs, max_samples=max_samples)
+        self.source = BackboneSource(bb, inputs, max_samples=max_samples, pool=pool)
         self.tree: TreeWidget = tree(bb, height=height)
         first = layer or ""
         self.browser = BrowserWidget(self.source, layer=first)
@@ -67,7 +67,7 @@ class Explorer(ipywidgets.HBox):
             self.tree.focused = layer
 
 
-def explore(bb: Any, inputs: Any, max_samples: int = 16, height: int = 420, layer: str | None = None) -> Explorer:
+def explore(bb: Any, inputs: Any, max_samples: int = 16, height: int = 420, layer: str | None = None, pool: Any = None) -> Explorer:
     """Tree and activation browser side by side, linked; click a layer to see it.
 
     Args:
@@ -75,12 +75,13 @@ def explore(bb: Any, inputs: Any, max_samples: int = 16, height: int = 420, laye
         inputs: images (folder, paths, PIL, arrays) or texts; the first `max_samples` are shown.
         height: tree height in pixels.
         layer: a module path to show first.
+        pool: one pooling spec for every layer shown (None: the raw outputs).
 
     Example:
         >>> bb = nbfeat.load("torchvision:resnet18", pretrained=False)     # doctest: +SKIP
         >>> nbfeat.explore(bb, "images/")                                 # doctest: +SKIP
     """
-    return Explorer(_backbone(bb), inputs, max_samples=max_samples, height=height, layer=layer)
+    return Explorer(_backbone(bb), inputs, max_samples=max_samples, height=height, layer=layer, pool=pool)
 
 
 __all__ = ["Explorer", "explore"]

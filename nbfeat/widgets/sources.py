@@ -13,6 +13,7 @@ samples in one batch (the forward stops right after that layer) and keeps it in 
 from __future__ import annotations
 
 import json
+import os
 from collections import OrderedDict
 from typing import Any
 
@@ -50,6 +51,7 @@ class DatasetSource:
         if isinstance(data, xr.DataArray):
             data = data.to_dataset(name=str(data.name or "data"))
         self._vars: dict[str, Any] = {}
+        self._refs: dict[str, str] = {}  # variable -> how code reaches it from the DataTree
         if isinstance(data, xr.DataTree):
             for node in data.subtree:
                 ds = node.to_dataset()
@@ -57,6 +59,7 @@ class DatasetSource:
                 for name in node.data_vars:
                     key = path if path.rpartition("/")[2] == name else "/".join(p for p in (path, str(name)) if p)
                     self._vars[key] = ds[name]
+                    self._refs[key] = f"[{path!r}][{str(name)!r}]" if path else f"[{str(name)!r}]"
             attrs = dict(data.attrs) or next((dict(n.attrs) for n in data.subtree if n.attrs), {})
         elif isinstance(data, xr.Dataset):
             self._vars = {str(k): data[k] for k in data.data_vars}
@@ -83,6 +86,9 @@ class DatasetSource:
         self.title = title or str(attrs.get("model", "")) or "extracted features"
         self.note = ""
         self._is_tree = isinstance(data, xr.DataTree)
+        # a store opened with nbfeat.open: the code reopens it
+        source = getattr(data, "encoding", {}).get("source") if not self._is_tree else None
+        self.store = str(source) if source and os.path.exists(str(source)) else ""
 
     def samples(self) -> list[dict[str, str]]:
         return [{"id": i, "label": lab} for i, lab in zip(self._ids, self._labels)]
@@ -137,20 +143,31 @@ class DatasetSource:
         except Exception:  # a moved or unreadable file: the view shows no thumbnail
             return None
 
-    def code(self, layers: list[str], sample: int) -> str:
+    def code(self, layers: list[str], sample: int, layer: str = "", depth: int = 0) -> str:
         if not layers:
             return ""
-        name = "dt" if self._is_tree else "ds"
-        return "\n".join(f"{name}[{layer!r}].isel(sample={sample})  # sample {self._ids[sample]!r}" for layer in layers)
+        name = "ds"
+        lines = [f"# {name}: the results given to nbfeat.browse" + (f" (nbfeat.open({self.store!r}))" if self.store else "")]
+        if self.store:
+            lines = ["import nbfeat", "", f"{name} = nbfeat.open({self.store!r})"]
+        for one in layers:
+            ref = name + self._refs.get(one, f"[{one!r}]")
+            dims = self._vars[one].dims if one in self._vars else ()
+            lead = next((d for d in dims[1:2] if d in ("layer", "call")), None)
+            at = f", {lead}={depth}" if lead and one == layer else ""
+            lines.append(f"x = {ref}.isel(sample={sample}{at})  # sample {self._ids[sample]!r}")
+        return "\n".join(lines)
 
 
 class BackboneSource:
     """Browse a model's layers for a few inputs, extracting each layer on first look."""
 
-    def __init__(self, bb: Any, inputs: Any, max_samples: int = 16, cache_bytes: int = 512 * 2**20):
+    def __init__(self, bb: Any, inputs: Any, max_samples: int = 16, cache_bytes: int = 512 * 2**20, pool: Any = None):
         from nbfeat.data.inputs import resolve_inputs
 
         self.bb = bb
+        self.raw_inputs = inputs  # as the user gave them: the code says how they were built
+        self.pool = pool  # one pooling spec for every layer shown (None: the raw output)
         resolved = resolve_inputs(inputs, bb.modality)
         self.note = ""
         if len(resolved) > max_samples:
@@ -219,7 +236,7 @@ class BackboneSource:
     def layer(self, i: int, name: str, depth: int = 0) -> LayerData:
         if name not in set(self.bb.layers()):
             raise UnknownLayerError(f"{name!r} is not a module of {self.bb.id}.{did_you_mean(name, self.bb.layers())}")
-        entry = self._extract(name, layers=[name])
+        entry = self._extract(name, layers=[name], pool=self.pool)
         self._check(entry, i)
         variables = entry["variables"]
         if name in variables:
@@ -269,8 +286,28 @@ class BackboneSource:
         except Exception:  # the browser still shows the layer without a thumbnail
             return None
 
-    def code(self, layers: list[str], sample: int = 0) -> str:
+    def variables(self, layers: list[str]) -> dict[str, Any]:
+        """`run.variables` of an extraction of `layers`: from the cache, else a one-sample probe."""
+        out: dict[str, Any] = {}
+        missing = []
+        for name in layers:
+            entry = self._cache.get(name)
+            if entry is None:
+                missing.append(name)
+            else:
+                out.update(entry["variables"])
+        if missing:
+            out.update(self.bb.prepare(self.inputs.subset([0]), layers=missing, pool=self.pool).variables)
+        return out
+
+    def code(self, layers: list[str], sample: int = 0, layer: str = "", depth: int = 0) -> str:
+        """Code that, run in a fresh kernel, extracts `layers` and picks the shown array as `x`."""
+        from nbfeat.widgets.code import view_code
+
         if not layers:
             return ""
-        args = f"{self.bb.id!r}" + ("" if self.bb.pretrained else ", pretrained=False")
-        return f"bb = nbfeat.load({args})\nds = bb.extract(inputs, layers={list(layers)!r})"
+        try:
+            variables = self.variables(list(layers))
+        except Exception:  # a layer the model cannot run to: the code is still worth showing
+            variables = {}
+        return view_code(self.bb, self.raw_inputs, self.inputs, list(layers), layer=layer, sample=sample, depth=depth, pool=self.pool, variables=variables)

@@ -124,7 +124,9 @@ def test_traits_and_code(resnet, pictures):
     assert w.layer == resnet.blocks[-1] and w.layers == resnet.layers()
     assert [s["id"] for s in w.samples] == ["0", "1", "2"] and "first 3 of 4" in w.title
     w.layer = "layer3"
-    assert w.code == "bb = nbfeat.load('torchvision:resnet18', pretrained=False)\nds = bb.extract(inputs, layers=['layer3'])"
+    assert "bb = nbfeat.load('torchvision:resnet18', pretrained=False, device='cpu')" in w.code
+    assert "ds = bb.extract(inputs, layers=['layer3'], batch_size=3)\nx = ds['layer3'].isel(sample=0)  # sample '0'" in w.code
+    assert "# inputs: in-memory images (PIL images or arrays), 3 shown" in w.code
     with pytest.raises(nbfeat.errors.UnknownLayerError):
         w.layer = "layer33"
     with pytest.raises(nbfeat.errors.InputError):
@@ -142,7 +144,10 @@ def test_browse_a_dataset_reads_one_sample_at_a_time(reference, monkeypatch):
     top = np.argsort(-np.abs(fmap).mean(axis=(1, 2)), kind="stable")[:3]
     assert reply["channels"] == top.tolist() and "thumb" not in got  # in-memory inputs: no path
     w.layer = "fc"
-    assert w.code == "dt['fc'].isel(sample=0)  # sample '0'"
+    assert w.code == "# ds: the results given to nbfeat.browse\nx = ds['fc']['fc'].isel(sample=0)  # sample '0'"
+    ns = {"ds": reference}
+    exec(w.code, ns)
+    assert np.array_equal(ns["x"].values, values(reference, "fc")[0])
     with pytest.raises(nbfeat.errors.InputError, match="no variable has a 'sample' dim"):
         nbfeat.browse(reference["fc"].to_dataset().drop_dims("sample"))
 

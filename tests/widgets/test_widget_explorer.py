@@ -15,11 +15,11 @@ def test_clicking_a_layer_shows_it_and_writes_the_code(resnet, pictures, monkeyp
     # what a click in the tree view sends
     ex.tree.set_state({"selected": ["layer2"], "focused": "layer2"})
     assert ex.browser.layer == "layer2" and ex.selected == ["layer2"]
-    assert ex.browser.code.endswith("ds = bb.extract(inputs, layers=['layer2'])")
+    assert "ds = bb.extract(inputs, layers=['layer2'], batch_size=2)\nx = ds['layer2'].isel(sample=0)" in ex.browser.code
     # ctrl-click adds a layer: the browser follows the last click, the code takes both
     ex.tree.set_state({"selected": ["layer2", "layer3.1"], "focused": "layer3.1"})
     assert ex.browser.layer == "layer3.1"
-    assert ex.browser.code.endswith("layers=['layer2', 'layer3.1'])")
+    assert "layers=['layer2', 'layer3.1'], batch_size=2)\nx = ds['layer3.1']['layer3.1'].isel(sample=0)" in ex.browser.code
     sent = []
     monkeypatch.setattr(ex.browser, "send", lambda msg, buffers=None: sent.append((msg, buffers)))
     ex.browser._on_custom_msg(ex.browser, {"type": "nbfeat:request", "id": 1, "kind": "view", "sample": 1, "layer": "layer3.1", "k": 3}, [])

@@ -12,8 +12,9 @@ Importing this package costs numpy only; zarr, xarray, dask load on first use.
 from __future__ import annotations
 
 from nbfeat.store.export import export
+from nbfeat.store.integrity import verify
 from nbfeat.store.reader import layer, open, sample
 from nbfeat.store.resume import StoreMismatchError
 from nbfeat.store.writer import write
 
-__all__ = ["StoreMismatchError", "export", "layer", "open", "sample", "write"]
+__all__ = ["StoreMismatchError", "export", "layer", "open", "sample", "verify", "write"]

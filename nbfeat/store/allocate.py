@@ -177,7 +177,8 @@ def feature_compressors() -> list[Any]:
 
     Measured on resnet50 `layer1` (32 images, 98 MiB, a third zeros): both 1.55x smaller;
     level 1 writes in half the time, which matters while the forward pass holds both cores.
+    The crc32c checksum makes a damaged chunk fail on read instead of reading as values.
     """
-    from zarr.codecs import ZstdCodec
+    from zarr.codecs import Crc32cCodec, ZstdCodec
 
-    return [ZstdCodec(level=1)]
+    return [ZstdCodec(level=1), Crc32cCodec()]

@@ -11,10 +11,10 @@ samples are exported; `sample`, `label` and `path` go along (npy: `file_names.tx
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from nbfeat.errors import NbfeatError, require
+from nbfeat.store import safety
 
 FORMATS = {
     ".nc": "netcdf",
@@ -64,12 +65,21 @@ def export(
 
     dest = Path(dest).expanduser()
     fmt = _format(dest, format)
-    if dest.exists():
+    folder = fmt == "npy" and dest.suffix.lower() != ".npy"
+    for src in _source_paths(source):
+        if safety.overlaps(src, dest):
+            raise NbfeatError(
+                f"Cannot export {src} to {dest}: the destination is the source, or inside it, or holds it. Choose a path outside the store."
+            )
+    if dest.exists() or dest.is_symlink():
         if not overwrite:
             raise NbfeatError(
                 f"{dest} already exists: pass overwrite=True to replace it, or choose another path."
             )
-        shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
+        if dest.is_dir() and not folder:
+            raise NbfeatError(f"{dest} is a folder: nbfeat replaces only a file it can write there. Choose a file path.")
+        if folder and not dest.is_dir():
+            raise NbfeatError(f"{dest} is a file, not a folder for format='npy'. Choose another path.")
     dest.parent.mkdir(parents=True, exist_ok=True)
     obj = open_store(source) if isinstance(source, str | os.PathLike) else source
     if fmt == "netcdf":
@@ -77,14 +87,45 @@ def export(
             raise NbfeatError(
                 "flatten=True is for the flat formats (npy, mat, hdf5, pt); netCDF keeps the dims."
             )
-        _netcdf(obj, dest, variables)
+        with _replacing(dest) as tmp:
+            _netcdf(obj, tmp, variables)
         return dest
     arrays = _arrays(obj, variables, flatten)
     coords = _sample_coords(obj)
-    {"npy": _npy, "hdf5": _hdf5, "mat": _mat, "pt": _pt}[fmt](
-        arrays, coords, dest, _root(obj).attrs
-    )
+    if fmt == "npy":
+        _npy(arrays, coords, dest, _root(obj).attrs)
+        return dest
+    with _replacing(dest) as tmp:
+        {"hdf5": _hdf5, "mat": _mat, "pt": _pt}[fmt](arrays, coords, tmp, _root(obj).attrs)
     return dest
+
+
+@contextlib.contextmanager
+def _replacing(dest: Path) -> Iterator[Path]:
+    """A temporary name beside `dest`, renamed onto it once complete (removed on failure).
+
+    Until the rename, `dest` (and the source it may have been read from) stays untouched.
+    """
+    tmp = dest.with_name(f".{dest.name}.nbfeat-tmp-{os.getpid()}{dest.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def _source_paths(source: Any) -> list[str]:
+    """Folders or files the features are read from (a store path, or what `open` returned)."""
+    if isinstance(source, str | os.PathLike):
+        return [os.fspath(Path(source).expanduser())]
+    paths = []
+    for enc in (getattr(_root(source), "encoding", {}), *(getattr(v, "encoding", {}) for v in _root(source).variables.values())):
+        src = enc.get("source") if isinstance(enc, dict) else None
+        if isinstance(src, str) and src and "://" not in src:
+            paths.append(src)
+    return sorted(set(paths))
 
 
 def _format(dest: Path, format: str | None) -> str:
@@ -169,6 +210,7 @@ def _blocks(da: Any) -> Iterator[tuple[int, int, np.ndarray]]:
 
 
 def _npy(arrays: dict[str, Any], coords: dict[str, np.ndarray], dest: Path, attrs: Any) -> None:
+    """One `.npy` per variable and the sample ids; other files in the folder are left alone."""
     if dest.suffix.lower() == ".npy":
         if len(arrays) != 1:
             raise NbfeatError(
@@ -177,16 +219,19 @@ def _npy(arrays: dict[str, Any], coords: dict[str, np.ndarray], dest: Path, attr
         targets = {next(iter(arrays)): dest}
         names_file = dest.with_name(dest.stem + "_file_names.txt")
     else:
-        dest.mkdir(parents=True)
+        dest.mkdir(parents=True, exist_ok=True)
         targets = {name: dest / f"{_safe(name)}.npy" for name in arrays}
         names_file = dest / "file_names.txt"
-    for name, da in arrays.items():
-        out = np.lib.format.open_memmap(targets[name], mode="w+", dtype=da.dtype, shape=da.shape)
-        for start, stop, block in _blocks(da):
-            out[start:stop] = block
-        out.flush()
-        del out
-    names_file.write_text("".join(f"{s}\n" for s in coords.get("sample", [])))
+    with contextlib.ExitStack() as stack:  # every file complete before any is renamed
+        for name, da in arrays.items():
+            tmp = stack.enter_context(_replacing(targets[name]))
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=da.dtype, shape=da.shape)
+            for start, stop, block in _blocks(da):
+                out[start:stop] = block
+            out.flush()
+            del out
+        tmp = stack.enter_context(_replacing(names_file))
+        tmp.write_text("".join(f"{s}\n" for s in coords.get("sample", [])))
 
 
 def _hdf5(arrays: dict[str, Any], coords: dict[str, np.ndarray], dest: Path, attrs: Any) -> None:

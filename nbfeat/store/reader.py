@@ -20,6 +20,7 @@ import numpy as np
 
 from nbfeat.errors import NbfeatError
 from nbfeat.store.allocate import INTERNAL_ATTRS, failure_records
+from nbfeat.store.integrity import missing_chunks
 from nbfeat.store.layout import OK, PENDING, Layout
 from nbfeat.store.resume import resolve_target
 
@@ -54,6 +55,9 @@ def open(path: Any, valid_only: bool = True) -> Any:  # noqa: A001 - nbfeat.open
         )
     layout = Layout.from_json(group.attrs["nbfeat_layout"])
     status = group["status"][:]
+    for c in missing_chunks(group, layout, status):  # files gone: missing, not values
+        start, stop = layout.chunk_range(c)
+        status[start:stop] = PENDING
     records = failure_records(group, layout, status)
     if layout.tree:
         tree = xr.open_datatree(target, engine="zarr", consolidated=False, chunks={}, zarr_format=3)
@@ -75,8 +79,10 @@ def open(path: Any, valid_only: bool = True) -> Any:  # noqa: A001 - nbfeat.open
         keep = np.flatnonzero(status == OK)
         root = root.drop_vars(["status", "reason"])
     else:
-        root = root.assign_coords(valid=("sample", status == OK))
+        root = root.assign_coords(status=("sample", status), valid=("sample", status == OK))
     root.attrs = attrs
+    if isinstance(target, str):
+        root.encoding["source"] = target  # export refuses to write into the store it reads
     obj = _with_root(obj, root)
     if valid_only and len(keep) < layout.n:
         obj = obj.isel(sample=keep)

@@ -14,11 +14,12 @@ import os
 from typing import Any
 
 from nbfeat.errors import NbfeatError
+from nbfeat.store import safety
 from nbfeat.store.allocate import allocate, samples_digest
 from nbfeat.store.layout import Layout, plan
 
 # extract arguments that do not change the values (batching, devices)
-_NOT_VALUES = {"batch_size", "num_workers", "device"}
+_NOT_VALUES = {"batch_size", "num_workers", "device", "length_buckets"}
 
 
 class StoreMismatchError(NbfeatError):
@@ -28,21 +29,65 @@ class StoreMismatchError(NbfeatError):
 def open_for_run(
     run: Any, path: Any, overwrite: bool = False, chunk_size: int | None = None
 ) -> tuple[Any, Layout]:
-    """The zarr group for `run` at `path` (allocated if new) and its layout."""
+    """The zarr group for `run` at `path` (allocated if new) and its layout.
+
+    Never deletes what nbfeat did not write: a folder that is not a store nbfeat made is
+    refused, even with `overwrite=True`; replacing a store removes only nbfeat's own files.
+    """
     import zarr
 
     target = resolve_target(path)
-    if overwrite:
-        return _create(run, target, chunk_size)
-    existing = _existing(target)
-    if existing is None or (
-        "nbfeat_fingerprint" not in existing.attrs and "nbfeat_store" in existing.attrs
-    ):
-        return _create(run, target, chunk_size)  # new, or interrupted while allocating
-    if "nbfeat_fingerprint" not in existing.attrs:
+    if not is_local(target):
+        return _open_other(run, target, path, overwrite, chunk_size)
+    kind = safety.state(target)
+    if kind == "file":
+        raise StoreMismatchError(f"{path} is a file, not a store: nbfeat will not replace it. Use a new path.")
+    if kind == "foreign":
         raise StoreMismatchError(
-            f"{path} already exists and is not an nbfeat store. Use a new path, or pass overwrite=True to replace it."
+            f"{path} already exists and is not a store nbfeat made: nbfeat never deletes it, even with overwrite=True. Use a new path."
         )
+    if kind == "damaged" and not overwrite:
+        raise StoreMismatchError(
+            f"{path} is an nbfeat store whose zarr.json is damaged (a crash while it was written?). "
+            "Pass overwrite=True to rebuild it (nbfeat deletes only the files it wrote there), or use a new path."
+        )
+    if kind in ("missing", "empty"):
+        return _create(run, target, chunk_size)
+    if kind in ("unfinished", "damaged") or overwrite:
+        safety.remove_store(target)
+        return _create(run, target, chunk_size)
+    try:
+        group = zarr.open_group(target, mode="r+")
+        layout = Layout.from_json(group.attrs["nbfeat_layout"])
+        for name in ("status", "reason", *(v.array for v in layout.variables)):
+            group[name]
+    except Exception as e:  # a damaged array inside: the same answer as a damaged root
+        if overwrite:
+            raise
+        raise StoreMismatchError(
+            f"{path} is an nbfeat store with damaged metadata ({type(e).__name__}: {str(e)[:120]}). "
+            "Pass overwrite=True to rebuild it, or use a new path."
+        ) from None
+    _check_same(group, run, path)
+    from nbfeat.store.integrity import mark_missing_pending
+
+    mark_missing_pending(group, layout)
+    return group, layout
+
+
+def _open_other(run: Any, target: Any, path: Any, overwrite: bool, chunk_size: int | None) -> tuple[Any, Layout]:
+    """A URL or a zarr store object: the same rules, read through zarr."""
+    import zarr
+
+    existing = _existing(target)
+    if existing is not None and not (
+        "nbfeat_fingerprint" in existing.attrs or "nbfeat_store" in existing.attrs
+    ):
+        raise StoreMismatchError(
+            f"{path} already exists and is not a store nbfeat made: nbfeat never deletes it, even with overwrite=True. Use a new path."
+        )
+    if overwrite or existing is None or "nbfeat_fingerprint" not in existing.attrs:
+        return _create(run, target, chunk_size)  # new, ours, or interrupted while allocating
     _check_same(existing, run, path)
     group = zarr.open_group(target, mode="r+")
     return group, Layout.from_json(group.attrs["nbfeat_layout"])
@@ -52,9 +97,17 @@ def _create(run: Any, target: Any, chunk_size: int | None) -> tuple[Any, Layout]
     import zarr
 
     layout = plan(run, chunk_size)
-    group = zarr.open_group(target, mode="w", zarr_format=3)
+    if is_local(target):
+        safety.write_marker(target)  # first: whatever happens next, this folder is ours
+        group = zarr.create_group(target, zarr_format=3, overwrite=False)
+    else:
+        group = zarr.open_group(target, mode="w", zarr_format=3)
     allocate(group, run, layout)
     return group, layout
+
+
+def is_local(target: Any) -> bool:
+    return isinstance(target, str) and "://" not in target
 
 
 def resolve_target(path: Any) -> Any:

@@ -114,16 +114,23 @@ class DataArrayAccessor(_Accessor):
         return tokens_to_grid(self._obj)
 
     def rsa(self, other: Any, corr: str = "pearson", metric: str = "correlation") -> float:
-        """RSA between this and `other` (DataArrays over the same samples, or RDMs)."""
-        from nbfeat.analysis.rdm import SECOND, rdm, rsa
+        """RSA between this and `other` (features or RDMs), samples paired by their `sample` ids.
+
+        `corr`: "pearson", "spearman" or "kendall" (tau-a); `metric`: the RDM metric for
+        inputs that are features. Samples missing on one side are left out (with a warning).
+        """
+        from nbfeat.analysis.align import join_samples
+        from nbfeat.analysis.rdm import SECOND, correlate, rdm, upper
+
+        a, b = join_samples([self._obj, other], ["this array", "other"], ".nbfeat.rsa()")
 
         def as_rdm(da: Any) -> Any:
             return da if SECOND in da.dims else rdm(da, metric)
 
-        return rsa(as_rdm(self._obj), as_rdm(other), corr)
+        return correlate(upper(as_rdm(a)), upper(as_rdm(b)), corr)
 
     def cka(self, other: Any, method: str = "auto") -> float:
-        """Linear CKA between this and `other` (same samples, any features)."""
+        """Linear CKA between this and `other` (any features), samples paired by `sample` id."""
         from nbfeat.analysis.cka import linear_cka
 
         return linear_cka(self._obj, other, method)

@@ -131,10 +131,14 @@ def linear_cka(x: Any, y: Any, method: str = "auto", chunk: int = CHUNK) -> floa
     """Linear CKA between two representations of the same samples (first axis = samples).
 
     Accepts numpy arrays, dask arrays or DataArrays with a `sample` dim (other dims are
-    flattened). `method`: "auto", "features" (stream X^T Y) or "gram" (stream Kc blocks).
+    flattened); two DataArrays are paired by their `sample` ids (inner join). `method`: "auto", "features" (stream X^T Y) or "gram" (stream Kc blocks).
 
     >>> linear_cka(x, x @ q)          # any orthogonal q: 1.0        # doctest: +SKIP
     """
+    if isinstance(x, xr.DataArray) and isinstance(y, xr.DataArray):
+        from nbfeat.analysis.align import join_samples
+
+        x, y = join_samples([x, y], ["x", "y"], "linear_cka()")
     mx, my = _as_matrix(x), _as_matrix(y)
     num = cross_term(mx, my, method, chunk)
     den = self_term(mx, method, chunk) * self_term(my, method, chunk)

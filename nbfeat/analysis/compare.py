@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,11 +26,17 @@ GRAM_CACHE_MAX_SAMPLES = 2048
 
 @dataclass(frozen=True)
 class Representation:
-    """One thing to compare: a (sample, ...) DataArray and where it came from."""
+    """One thing to compare: a (sample, ...) DataArray and where it came from.
+
+    `source`: how to get the array back from the input: `node` (DataTree path, "" for a
+    Dataset/dict/DataArray input), `key` (the dict key, when the input was a dict),
+    `variable` (its name) and `isel` (e.g. {"layer": 3} for one depth of a stacked node).
+    """
 
     model: str
     layer: str
     data: xr.DataArray
+    source: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def label(self) -> str:
@@ -46,11 +52,19 @@ class Comparison:
     - `table`: long-form DataFrame, one row per unordered pair (THINGSvision's layout):
       model1, layer1, model2, layer2, score.
     - `method`: "rsa" or "cka".
+    - `sources`: one dict per row/column of the matrix (same order as `rep`), saying where
+      that representation came from in the input: `model`, `layer`, `node` (DataTree path,
+      "" otherwise), `key` (dict inputs), `variable` and `isel` (e.g. {"layer": 3}). A cell
+      (i, j) of the heatmap compares `sources[i]` with `sources[j]`; `source_of("rep label")`
+      looks one up by label.
+
+    In a notebook it shows as an HTML table with the heatmap inline (`_repr_html_`).
     """
 
     matrix: xr.DataArray
     table: Any
     method: str
+    sources: tuple[dict[str, Any], ...] = ()
 
     def plot(self, ax: Any = None, **kwargs: Any) -> Any:
         """Heatmap of the matrix, with separators between models; returns the Figure."""
@@ -58,32 +72,53 @@ class Comparison:
 
         return plot_comparison(self, ax=ax, **kwargs)
 
-    def __repr__(self) -> str:
+    def source_of(self, rep: str) -> dict[str, Any]:
+        """Where the representation labelled `rep` (e.g. "timm:resnet18/layer4") came from."""
         labels = [str(v) for v in self.matrix["rep"].values]
+        if rep not in labels:
+            from nbfeat.errors import did_you_mean
+
+            raise NbfeatError(f"No representation {rep!r} in this comparison.{did_you_mean(rep, labels)}")
+        return self.sources[labels.index(rep)]
+
+    def _frame(self) -> Any:
         import pandas as pd
 
-        frame = pd.DataFrame(np.asarray(self.matrix.values), index=labels, columns=labels)
-        return f"Comparison(method={self.method!r}, {len(labels)} representations)\n{frame.round(3).to_string()}"
+        labels = [str(v) for v in self.matrix["rep"].values]
+        return pd.DataFrame(np.asarray(self.matrix.values), index=labels, columns=labels)
+
+    def __repr__(self) -> str:
+        return f"Comparison(method={self.method!r}, {self.matrix.sizes['rep']} representations)\n{self._frame().round(3).to_string()}"
+
+    def _repr_html_(self) -> str:
+        from nbfeat.analysis.html import result_html
+
+        title = f"Comparison: {self.method.upper()} between {self.matrix.sizes['rep']} representations ({self.matrix.attrs.get('n_samples', '?')} samples)"
+        return result_html(title, self._frame(), self.plot)
 
 
-def _split(da: xr.DataArray, model: str, layer: str) -> list[Representation]:
+def _split(da: xr.DataArray, model: str, layer: str, source: dict[str, Any] | None = None) -> list[Representation]:
     """A variable stacked over `layer` (or `call`) -> one representation per entry."""
+    source = dict(source or {})
+    source.setdefault("variable", str(da.name) if da.name is not None else layer)
+    source.setdefault("isel", {})
     for dim in STACK_DIMS:
         if dim in da.dims:
             values = da[dim].values if dim in da.coords else np.arange(da.sizes[dim])
             out = []
             for i, v in enumerate(values):
                 tag = f"[{v}]" if dim == "layer" else f"[{dim}={v}]"
-                out += _split(da.isel({dim: i}, drop=True), model, f"{layer}{tag}")
+                sub = {**source, "isel": {**source["isel"], dim: i}}
+                out += _split(da.isel({dim: i}, drop=True), model, f"{layer}{tag}", sub)
             return out
-    return [Representation(model, layer, da)]
+    return [Representation(model, layer, da, source)]
 
 
-def _from_dataset(ds: xr.Dataset, model: str, names: list[Hashable] | None = None) -> list[Representation]:
+def _from_dataset(ds: xr.Dataset, model: str, names: list[Hashable] | None = None, node: str = "") -> list[Representation]:
     out = []
     for name in names if names is not None else list(ds.data_vars):
         if SAMPLE in ds[name].dims:
-            out += _split(ds[name], model, str(name))
+            out += _split(ds[name], model, str(name), {"node": node, "variable": str(name)})
     return out
 
 
@@ -105,7 +140,9 @@ def _from_tree(dt: xr.DataTree) -> list[Representation]:
     for node in dt.subtree:
         names = list(node.to_dataset(inherit=False).data_vars)
         if names:
-            out += _from_dataset(node_dataset(node), _model_of(node, dt), names)
+            rel = node.relative_to(dt)
+            path = "/" if rel == "." else "/" + rel
+            out += _from_dataset(node_dataset(node), _model_of(node, dt), names, path)
     return out
 
 
@@ -125,14 +162,14 @@ def collect(data: Any) -> list[Representation]:
     if isinstance(data, xr.Dataset):
         return _from_dataset(data, str(data.attrs.get("model", "")))
     if isinstance(data, xr.DataArray):
-        return _split(data, str(data.attrs.get("model", "")), str(data.name) if data.name is not None else "")
+        return _split(data, str(data.attrs.get("model", "")), str(data.name) if data.name is not None else "", {"node": ""})
     if isinstance(data, Mapping):
         out = []
         for key, value in data.items():
             if isinstance(value, xr.DataArray):
-                out += _split(value, str(key), str(value.name) if value.name is not None else "")
+                out += _split(value, str(key), str(value.name) if value.name is not None else "", {"key": key, "node": ""})
             elif isinstance(value, xr.Dataset | xr.DataTree):
-                out += [Representation(str(key), r.layer, r.data) for r in collect(value)]
+                out += [Representation(str(key), r.layer, r.data, {**r.source, "key": key}) for r in collect(value)]
             else:
                 raise NbfeatError(f"compare: the value for {key!r} is a {type(value).__name__}; use a DataArray or Dataset.")
         return out
@@ -142,20 +179,18 @@ def collect(data: Any) -> list[Representation]:
 
 
 def _align(reps: list[Representation]) -> list[Representation]:
-    """Put every representation on the same samples, in the same order."""
+    """Put every representation on the shared samples (by `sample` id), in the same order.
+
+    Only `sample` is aligned: feature dims differ between layers and models, and must.
+    """
+    from nbfeat.analysis.align import join_samples
+
     for r in reps:
         if SAMPLE not in r.data.dims:
             raise NbfeatError(f"compare: '{r.label}' has no 'sample' dim (dims {tuple(r.data.dims)}).")
-    with_index = [r for r in reps if SAMPLE in r.data.indexes]
-    if len(with_index) == len(reps):
-        first = reps[0].data.indexes[SAMPLE]
-        if not all(r.data.indexes[SAMPLE].equals(first) for r in reps[1:]):
-            aligned = xr.align(*[r.data for r in reps], join="inner")
-            reps = [Representation(r.model, r.layer, a) for r, a in zip(reps, aligned)]
-    sizes = {r.data.sizes[SAMPLE] for r in reps}
-    if len(sizes) > 1:
-        raise NbfeatError(f"compare: representations have different numbers of samples {sorted(sizes)}.")
-    n = sizes.pop()
+    joined = join_samples([r.data for r in reps], _unique_labels(reps), "compare()")
+    reps = [Representation(r.model, r.layer, a, r.source) for r, a in zip(reps, joined)]
+    n = reps[0].data.sizes[SAMPLE]
     if n < 3:
         raise NbfeatError(f"compare needs at least 3 shared samples; found {n}.")
     return reps
@@ -172,8 +207,15 @@ def _unique_labels(reps: list[Representation]) -> list[str]:
 
 
 def _rsa_matrix(xs: list[Any], corr: str, metric: str) -> np.ndarray:
-    from nbfeat.analysis.rdm import rdm_array, standardize, upper
+    from nbfeat.analysis.rdm import correlate, rdm_array, standardize, upper
 
+    if corr == "kendall":
+        ups = [upper(rdm_array(x, metric)) for x in xs]
+        out = np.eye(len(ups))
+        for i in range(len(ups)):
+            for j in range(i + 1, len(ups)):
+                out[i, j] = out[j, i] = correlate(ups[i], ups[j], "kendall")
+        return out
     vecs = np.stack([standardize(upper(rdm_array(x, metric)), corr) for x in xs])
     return vecs @ vecs.T
 
@@ -208,6 +250,7 @@ def _cka_matrix(xs: list[Any], cka_method: str, chunk: int) -> np.ndarray:
 
 def compare(
     data: Any,
+    targets: Any = None,
     method: str = "rsa",
     rsa_corr: str = "pearson",
     rdm_metric: str = "correlation",
@@ -215,41 +258,62 @@ def compare(
     pool: Any = None,
     cka_method: str = "auto",
     chunk: int = 2048,
-) -> Comparison:
-    """Compare every pair of representations (models x layers) with RSA or linear CKA.
+    bootstrap: int = 0,
+    ci: float = 0.95,
+    seed: int | None = 0,
+    target_metric: str | None = None,
+) -> Any:
+    """Compare every pair of representations (models x layers), or each one with brain targets.
 
     `data`: a Dataset (its variables), a DataTree (one child per model, each a Dataset or a
     subtree of variables) or a dict name -> DataArray. Variables stacked over `layer` are
     split (`block[3]`); all non-sample dims are flattened into features. `pool` (e.g. "mean")
-    pools each representation first, which text token outputs need.
+    pools each representation first, which text token outputs need. Samples are paired by
+    their `sample` ids (an inner join; a warning says how many were left out).
 
     - RSA: RDMs with `rdm_metric` ("correlation", "euclidean", "cosine"), correlated over
-      their upper triangles with `rsa_corr` ("pearson" or "spearman").
+      their upper triangles with `rsa_corr` ("pearson", "spearman" or "kendall" = tau-a).
     - CKA: linear CKA, streamed over sample chunks (see nbfeat.analysis.cka); `cka_method`
       "auto", "features" or "gram".
 
+    With `targets` (target RDMs, dims [target,] [subject,] sample, sample_; or responses,
+    dims sample, neuroid [, repeat], whose RDMs are made with `target_metric`, default
+    `rdm_metric`): every representation against every target, with `bootstrap` resamples of
+    the samples for `ci` confidence intervals and a leave-one-out noise ceiling where the
+    targets have several RDMs (subjects or repeats). Returns `nbfeat.brain.BrainScores`;
+    see docs/brain.md.
+
     >>> res = compare({"a": da1, "b": da2}, method="cka")            # doctest: +SKIP
     >>> float(res.matrix.sel(rep="a", rep_="b"))                     # doctest: +SKIP
+    >>> compare(dt, target_rdms, rsa_corr="spearman", bootstrap=1000)   # doctest: +SKIP
     """
     import pandas as pd
 
-    from nbfeat.analysis.rdm import CORRS, check_metric
+    from nbfeat.analysis.rdm import check_corr, check_metric
 
+    if isinstance(targets, str):  # compare(data, "cka"): the method, positionally, as before
+        method, targets = targets, None
     if method not in METHODS:
         raise NbfeatError(f"Unknown comparison method {method!r}: use 'rsa' or 'cka'.")
     if method == "rsa":
         check_metric(rdm_metric)
-        if rsa_corr not in CORRS:
-            raise NbfeatError(f"Unknown RSA correlation {rsa_corr!r}: use 'pearson' or 'spearman'.")
+        check_corr(rsa_corr)
     reps = collect(data)
+    if targets is not None:
+        if method != "rsa":
+            raise NbfeatError("Against brain targets compare() does RSA; for responses use nbfeat.encode(features, responses).")
+        if not reps:
+            raise NbfeatError("compare found no variable with a 'sample' dim in the features.")
+        reps = _pooled(reps, pool)
+        from nbfeat.brain.rsa import rsa_to_targets
+
+        return rsa_to_targets(
+            reps, targets, corr=rsa_corr, metric=rdm_metric, target_metric=target_metric,
+            bootstrap=bootstrap, ci=ci, seed=seed,
+        )
     if len(reps) < 2:
         raise NbfeatError(f"compare needs at least 2 representations; found {len(reps)}.")
-    if pool is not None:
-        from nbfeat.analysis.transform import pool as do_pool
-        from nbfeat.analysis.transform import poolable
-
-        # representations pooled already (at extraction) are compared as they are
-        reps = [Representation(r.model, r.layer, do_pool(r.data, pool) if poolable(r.data) else r.data) for r in reps]
+    reps = _pooled(reps, pool)
     reps = _align(reps)
     xs = [matrix(r.data, "compare()") for r in reps]
     scores = _rsa_matrix(xs, rsa_corr, rdm_metric) if method == "rsa" else _cka_matrix(xs, cka_method, chunk)
@@ -280,4 +344,18 @@ def compare(
             "score": scores[iu],
         }
     )
-    return Comparison(matrix=mat, table=table, method=method)
+    return Comparison(matrix=mat, table=table, method=method, sources=sources_of(reps))
+
+
+def sources_of(reps: list[Representation]) -> tuple[dict[str, Any], ...]:
+    return tuple({"model": r.model, "layer": r.layer, "node": "", "variable": r.layer, "isel": {}, **r.source} for r in reps)
+
+
+def _pooled(reps: list[Representation], pool: Any) -> list[Representation]:
+    if pool is None:
+        return reps
+    from nbfeat.analysis.transform import pool as do_pool
+    from nbfeat.analysis.transform import poolable
+
+    # representations pooled already (at extraction) are compared as they are
+    return [Representation(r.model, r.layer, do_pool(r.data, pool) if poolable(r.data) else r.data, r.source) for r in reps]

@@ -20,7 +20,7 @@ from nbfeat.analysis._common import SAMPLE, is_dask, matrix, sample_coords
 from nbfeat.errors import NbfeatError
 
 METRICS = ("correlation", "euclidean", "cosine")
-CORRS = ("pearson", "spearman")
+CORRS = ("pearson", "spearman", "kendall")
 SECOND = SAMPLE + "_"
 
 
@@ -97,10 +97,16 @@ def upper(r: Any) -> np.ndarray:
     return arr[np.triu_indices(arr.shape[0], k=1)]
 
 
-def standardize(v: np.ndarray, corr: str = "pearson") -> np.ndarray:
-    """Vector -> zero mean, unit norm (ranked first for Spearman): dot products are correlations."""
+def check_corr(corr: str) -> None:
     if corr not in CORRS:
         raise NbfeatError(f"Unknown RSA correlation {corr!r}: use one of {', '.join(CORRS)}.")
+
+
+def standardize(v: np.ndarray, corr: str = "pearson") -> np.ndarray:
+    """Vector -> zero mean, unit norm (ranked first for Spearman): dot products are correlations."""
+    check_corr(corr)
+    if corr == "kendall":
+        raise NbfeatError("Kendall's tau-a is not a dot product of standardised vectors; use correlate().")
     if not np.all(np.isfinite(v)):
         from nbfeat.analysis._common import NAN_HINT
 
@@ -114,13 +120,56 @@ def standardize(v: np.ndarray, corr: str = "pearson") -> np.ndarray:
     return v / norm if norm > 0 else v
 
 
+def tau_a(x: np.ndarray, y: np.ndarray) -> float:
+    """Kendall's tau-a (rsatoolbox's "tau-a"): (concordant - discordant) / (n (n - 1) / 2).
+
+    Ties count as neither, and the denominator is not adjusted for them, so a model that
+    predicts ties is not rewarded for it (Nili et al. 2014). From scipy's tau-b and the tie counts.
+    """
+    from scipy.stats import kendalltau
+
+    n = x.size
+    n0 = n * (n - 1) / 2.0
+    if n0 == 0:
+        return float("nan")
+
+    def ties(v: np.ndarray) -> float:
+        _, counts = np.unique(v, return_counts=True)
+        return float((counts * (counts - 1) / 2.0).sum())
+
+    t1, t2 = ties(x), ties(y)
+    if t1 == n0 or t2 == n0:
+        return 0.0
+    tau_b = kendalltau(x, y, variant="b").statistic
+    return float(np.clip(tau_b * np.sqrt((n0 - t1) * (n0 - t2)) / n0, -1.0, 1.0))
+
+
+def correlate(va: np.ndarray, vb: np.ndarray, corr: str = "pearson") -> float:
+    """Pearson, Spearman or Kendall tau-a between two vectors (RDM upper triangles)."""
+    check_corr(corr)
+    if va.shape != vb.shape:
+        raise NbfeatError(f"RDMs over different numbers of samples: {va.size} vs {vb.size} pairs.")
+    if corr == "kendall":
+        if not (np.all(np.isfinite(va)) and np.all(np.isfinite(vb))):
+            from nbfeat.analysis._common import NAN_HINT
+
+            raise NbfeatError(NAN_HINT)
+        return tau_a(va, vb)
+    return float(standardize(va, corr) @ standardize(vb, corr))
+
+
 def rsa(a: Any, b: Any, corr: str = "pearson") -> float:
     """Correlation of the upper triangles of two RDMs (DataArrays or square arrays).
+
+    Labelled RDMs are paired by their `sample` ids (an inner join, with a warning when some
+    are left out); plain arrays by position. `corr`: "pearson", "spearman" or "kendall"
+    (tau-a, as rsatoolbox's "tau-a").
 
     >>> rsa(rdm_a, rdm_b, corr="spearman")              # doctest: +SKIP
     0.42
     """
-    va, vb = upper(a), upper(b)
-    if va.shape != vb.shape:
-        raise NbfeatError(f"RDMs over different numbers of samples: {va.size} vs {vb.size} pairs.")
-    return float(standardize(va, corr) @ standardize(vb, corr))
+    if isinstance(a, xr.DataArray) and isinstance(b, xr.DataArray):
+        from nbfeat.analysis.align import join_samples
+
+        a, b = join_samples([a, b], ["first RDM", "second RDM"], "rsa()")
+    return correlate(upper(a), upper(b), corr)

@@ -18,28 +18,63 @@ def to_xarray(run: Any, batches: Iterable[Any]) -> Any:
     """Collect batches in memory and label them (see docs/architecture.md).
 
     Each variable is allocated once for every input (untouched rows cost no memory) and
-    filled batch by batch, so there is no concatenation copy at the end.
+    each batch's rows are written at their input positions, so the result is in input order
+    whatever order the batches come in (text batches are sorted by length) and there is no
+    concatenation or reordering copy at the end: rows of failed inputs are squeezed out in
+    place and the result holds views of those arrays.
     """
     total = len(run.inputs)
     arrays = {name: empty((total, *spec.shape), spec.dtype) for name, spec in run.variables.items()}
     coords: dict[str, np.ndarray] = {}
-    pos = np.empty(total, dtype=np.int64)
+    done = np.zeros(total, dtype=bool)
     failed: list[tuple[int, str]] = []
-    n = 0
     for batch in batches:
         failed += batch.failed
-        k = len(batch.positions)
-        if not k:
+        if not len(batch.positions):
             continue
-        pos[n : n + k] = batch.positions
+        rows = _as_slice(np.asarray(batch.positions, dtype=np.int64))
+        done[rows] = True
         for name, arr in batch.features.items():
-            arrays[name][n : n + k] = arr
+            arrays[name][rows] = arr
         for name, arr in batch.sample_coords.items():
             if name not in coords:  # strings as objects: a later batch may hold longer tokens
                 coords[name] = np.empty((total, *arr.shape[1:]), object if arr.dtype.kind == "U" else arr.dtype)
-            coords[name][n : n + k] = arr
-        n += k
-    return build(run, pos[:n], {k: v[:n] for k, v in arrays.items()}, {k: v[:n].astype(str) if v.dtype == object else v[:n] for k, v in coords.items()}, failed)
+            coords[name][rows] = arr
+    pos = np.flatnonzero(done)
+    n = len(pos)
+    for v in (*arrays.values(), *coords.values()):
+        _squeeze(v, pos)
+    return build(run, pos, {k: v[:n] for k, v in arrays.items()}, {k: v[:n].astype(str) if v.dtype == object else v[:n] for k, v in coords.items()}, failed)
+
+
+def _as_slice(index: np.ndarray) -> slice | np.ndarray:
+    """Consecutive positions as a slice (a plain copy into a view), anything else unchanged."""
+    if len(index) and index[-1] - index[0] == len(index) - 1 and (np.diff(index) == 1).all():
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index
+
+
+def _squeeze(arr: np.ndarray, pos: np.ndarray) -> None:
+    """Move rows `pos` (ascending) to the front of `arr`, in place, without a temporary copy.
+
+    Rows only move towards the front, in ascending order, in blocks no longer than the gap
+    they move by, so a block never overlaps its destination.
+    """
+    j, n = 0, len(pos)
+    while j < n:
+        p = int(pos[j])
+        if p == j:
+            j += 1
+            continue
+        # the run of consecutive positions starting at pos[j]
+        k = j + 1
+        while k < n and pos[k] == pos[k - 1] + 1:
+            k += 1
+        gap = p - j
+        for s in range(j, k, gap):
+            e = min(k, s + gap)
+            arr[s:e] = arr[s + gap : e + gap]
+        j = k
 
 
 def sample_coordinates(run: Any, positions: np.ndarray) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:

@@ -22,6 +22,7 @@ import numpy as np
 from nbfeat.data.images import ImageReadError, array_to_pil, open_rgb
 from nbfeat.data.inputs import Inputs, resolve_inputs
 from nbfeat.engine.allocation import tune_malloc
+from nbfeat.engine.buckets import text_batches
 from nbfeat.engine.hooks import Capture
 from nbfeat.engine.pooling import Layout, PoolSpec, apply_pool, infer_layout, pooled_dims
 from nbfeat.engine.selection import Target, select
@@ -63,6 +64,7 @@ class ExtractionRun:
         num_workers: int | None = None,
         ids: list[str] | None = None,
         labels: list[str] | None = None,
+        length_buckets: bool = True,
     ):
         if int(batch_size) < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}.")
@@ -73,8 +75,11 @@ class ExtractionRun:
         self.flatten = bool(flatten)
         self.batch_size = int(batch_size)
         self.num_workers = num_workers
+        self.length_buckets = bool(length_buckets)  # text: similar lengths share a batch (nbfeat.engine.buckets)
         self.device = bb.device
         self._args = {"layers": _jsonable(layers), "nodes": _jsonable(nodes), "pool": _jsonable(pool), "flatten": self.flatten, "batch_size": self.batch_size}
+        if not self.length_buckets:  # the order of batches only, not the values: not in the fingerprint
+            self._args["length_buckets"] = False
         # module path -> distinct pools requested for it (a module may serve several targets)
         self._pools: dict[str, list[PoolSpec | None]] = {}
         for t in self.targets:
@@ -132,13 +137,18 @@ class ExtractionRun:
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
-    def iter_batches(self, positions: Iterable[int] | None = None) -> Iterator[Batch]:
-        """Yield a Batch per `batch_size` inputs (in the order of `positions`)."""
+    def iter_batches(self, positions: Iterable[int] | None = None, window: int | None = None) -> Iterator[Batch]:
+        """Yield a Batch per `batch_size` inputs (in the order of `positions`).
+
+        Text with `length_buckets` comes in batches of similar token length instead, sorted
+        within `window` consecutive positions (None: a window sized for streaming sinks);
+        `Batch.positions` says which inputs each batch holds.
+        """
         import torch
 
         pos = np.arange(len(self.inputs)) if positions is None else np.asarray(list(positions), dtype=np.int64)
         with torch.inference_mode(), Capture(self.bb.model, list(self._pools), self._transform) as cap:
-            for positions_, x, failed in self._loader(pos):
+            for positions_, x, failed in self._loader(pos, window):
                 p = np.asarray(positions_, dtype=np.int64)
                 if x is None:
                     yield Batch(p, {}, {}, failed)
@@ -179,7 +189,7 @@ class ExtractionRun:
         """Collect batches in memory into labelled xarray (see nbfeat.data.labelled)."""
         from nbfeat.data.labelled import to_xarray
 
-        batches = self.iter_batches() if batches is None else batches
+        batches = self.iter_batches(window=len(self.inputs)) if batches is None else batches  # rows land by position: sort the whole run
         if progress:
             batches = _progress(batches, len(self.inputs))
         return to_xarray(self, batches)
@@ -205,7 +215,7 @@ class ExtractionRun:
         self._ids = ids
         self._tmax = max([len(r) for r in ids] + [1])
 
-    def _loader(self, positions: np.ndarray) -> Iterator[tuple[list[int], Any, list[tuple[int, str]]]]:
+    def _loader(self, positions: np.ndarray, window: int | None = None) -> Iterator[tuple[list[int], Any, list[tuple[int, str]]]]:
         kind = self.inputs.kind
         chunks = [positions[i : i + self.batch_size] for i in range(0, len(positions), self.batch_size)]
         if kind == "tensor":
@@ -218,6 +228,8 @@ class ExtractionRun:
                     chunk, x = chunk[~bad.numpy()], x[~bad]
                 yield list(chunk), (self._to_device(x) if len(chunk) else None), failed
         elif kind == "text":
+            if self.length_buckets:
+                chunks = text_batches(self, positions, window)
             for chunk in chunks:
                 good = [int(p) for p in chunk if int(p) not in self._text_failed]
                 failed = [(int(p), self._text_failed[int(p)]) for p in chunk if int(p) in self._text_failed]

@@ -84,13 +84,13 @@ class Backbone:
 
     # ---- extraction ------------------------------------------------------------------
 
-    def prepare(self, inputs: Any, layers: Any = None, nodes: Any = None, pool: Any = None, flatten: bool = False, batch_size: int = 32, num_workers: int | None = None, device: Any = None, ids: list[str] | None = None, labels: list[str] | None = None) -> Any:
+    def prepare(self, inputs: Any, layers: Any = None, nodes: Any = None, pool: Any = None, flatten: bool = False, batch_size: int = 32, num_workers: int | None = None, device: Any = None, ids: list[str] | None = None, labels: list[str] | None = None, length_buckets: bool = True) -> Any:
         """An ExtractionRun (batches on demand); `extract` is prepare + collect."""
         from nbfeat.engine.run import ExtractionRun
 
         if device is not None:
             self.to(device)
-        return ExtractionRun(self, inputs, layers=layers, nodes=nodes, pool=pool, flatten=flatten, batch_size=batch_size, num_workers=num_workers, ids=ids, labels=labels)
+        return ExtractionRun(self, inputs, layers=layers, nodes=nodes, pool=pool, flatten=flatten, batch_size=batch_size, num_workers=num_workers, ids=ids, labels=labels, length_buckets=length_buckets)
 
     def extract(
         self,
@@ -108,6 +108,7 @@ class Backbone:
         client: Any = None,
         progress: bool = True,
         overwrite: bool = False,
+        length_buckets: bool = True,
     ) -> Any:
         """Extract features for `inputs` as labelled xarray.
 
@@ -122,11 +123,14 @@ class Backbone:
             out: a zarr store path: stream there (bounded memory, resumable) and return
                 the lazily opened store.
             client: a dask.distributed Client to spread an `out=` run over workers.
+            length_buckets: text only: batch texts of similar token length together (less
+                compute spent on pads; the same values, in the same order). False: batches
+                in input order.
 
         Example:
             >>> ds = bb.extract("images/", layers=["layer3", "layer4"], pool="mean")   # doctest: +SKIP
         """
-        run = self.prepare(inputs, layers=layers, nodes=nodes, pool=pool, flatten=flatten, batch_size=batch_size, num_workers=num_workers, device=device, ids=ids, labels=labels)
+        run = self.prepare(inputs, layers=layers, nodes=nodes, pool=pool, flatten=flatten, batch_size=batch_size, num_workers=num_workers, device=device, ids=ids, labels=labels, length_buckets=length_buckets)
         if out is not None:
             from nbfeat import store
 

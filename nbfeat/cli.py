@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from nbfeat._version import __version__
-from nbfeat.config import EXTRACT_FLAGS, KEYS, flags_to_raw, load_config, one_line
+from nbfeat.config import EXTRACT_FLAGS, KEYS, flag_hint, flags_to_raw, load_config, one_line
 from nbfeat.errors import NbfeatError
 
 EXAMPLE_CONFIG = """\
@@ -61,7 +61,10 @@ def user_message(error: BaseException) -> str:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, not usage + message
-        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+        # unknown flags suggest the closest (a subcommand's extras are reported by the top parser)
+        subs = [sp for a in self._actions if isinstance(a, argparse._SubParsersAction) for sp in a.choices.values()]
+        hint = flag_hint(message, [o for p in (self, *subs) for o in p._option_string_actions])
+        self.exit(2, f"{self.prog}: {message}{'.' + hint if hint else ''} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

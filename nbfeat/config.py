@@ -19,12 +19,17 @@ file means the same thing in a notebook and on the command line run from the sam
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictInt, StrictStr, Tag, TypeAdapter, ValidationError, WithJsonSchema
+from pydantic_core import PydanticCustomError
+from typing_extensions import Annotated, Literal
 
 from nbfeat.errors import NbfeatError, closest
 
@@ -45,12 +50,13 @@ KEYS: dict[str, str] = {
     "amp": "run the forward pass under autocast, bfloat16 (true/false)",
     "pretrained": "published weights (true, the default) or random weights (false)",
     "weights": "a local checkpoint file or Hugging Face directory (or a mapping model -> path)",
+    "model_kwargs": "arguments for the model constructor, e.g. {img_size: 224} (or a mapping model -> arguments)",
     "out": "a zarr store to stream into (bounded memory, resumable)",
     "overwrite": "replace an existing store at 'out' made with other settings (true/false)",
     "progress": "show a progress bar (true/false)",
 }
 PER_LAYER_KEYS = ("pool",)
-PER_MODEL_KEYS = ("layers", "nodes", "pool", "weights")
+PER_MODEL_KEYS = ("layers", "nodes", "pool", "weights", "model_kwargs")
 ROLES = ("attn", "mlp", "block")
 
 
@@ -94,6 +100,7 @@ class ExtractConfig:
     nodes: dict[str, Any] = field(default_factory=dict)
     pool: dict[str, Any] = field(default_factory=dict)
     weights: dict[str, Any] = field(default_factory=dict)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # flatten, batch_size, device, out, ...
     single: bool = True  # written as `model:` (one result) rather than `models:` (a DataTree)
     inputs_expr: str | None = None  # the user variable `inputs` named, for `to_code`
@@ -105,7 +112,7 @@ class ExtractConfig:
     def to_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `nbfeat.extract` (only what the config sets, plus models/inputs)."""
         kw: dict[str, Any] = {"models": self.models[0] if self.single else list(self.models), "inputs": self.inputs}
-        for key in ("layers", "nodes", "pool", "weights"):
+        for key in PER_MODEL_KEYS:
             per_model = getattr(self, key)
             values = [per_model.get(m) for m in self.models]
             if all(v is None for v in values):
@@ -249,49 +256,277 @@ def _as_mapping(value: Any, name: str) -> dict[str, Any]:
     raise ConfigError(f"--set: '{name}' holds {_show(value)}, which has no keys to set.")
 
 
+# ---- the schema --------------------------------------------------------------------------
+# One typed schema (pydantic v2) checks every key and publishes the JSON Schema editors read
+# (nbfeat/config.schema.json, `python -m nbfeat.config --schema`). What the schema cannot say
+# (model and models together, a pool under both layers and pool) is checked after it.
+
+
+def _pool_shape(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "pair"
+    if isinstance(value, dict):
+        return "short" if _is_pool_mapping(value) else "bad"
+    return "name"
+
+
+def _check_pool(value: Any) -> Any:
+    """A pooling spec checked by the engine's own parser (so a typo fails before the model loads)."""
+    from nbfeat.engine.pooling import parse_pool
+
+    value = tuple(value) if isinstance(value, list) else value
+    try:
+        parse_pool(value)
+    except NbfeatError as e:
+        raise PydanticCustomError("pool", "{message}", {"message": str(e)}) from None
+    return value
+
+
+PoolSpec = Annotated[
+    Annotated[StrictStr, Tag("name")]
+    | Annotated[tuple[StrictStr, StrictInt], Tag("pair")]
+    | Annotated[dict[Literal["avg2d", "max2d"], StrictInt], Tag("short")]
+    | Annotated[dict[Literal["avg2d", "max2d"], StrictInt], Tag("bad")],
+    Discriminator(_pool_shape),
+    AfterValidator(_check_pool),
+    Field(description="mean, max, cls, last, flatten, avg2d:8, [avg2d, 8] or {avg2d: 8}"),
+]
+LayerKey = Annotated[StrictStr | StrictInt, Field(description="a module path, a glob (blocks.*.attn) or a block index (-1)")]
+
+
+class LayerSettings(BaseModel):
+    """Settings of one layer: `layer4: {pool: mean}`."""
+
+    model_config = ConfigDict(extra="forbid")
+    pool: PoolSpec | None = None
+
+
+def _layer_value_shape(value: Any) -> str:
+    if value is None:
+        return "none"
+    return "settings" if isinstance(value, dict) and not _is_pool_mapping(value) else "spec"
+
+
+LayerValue = Annotated[
+    Annotated[None, Tag("none")] | Annotated[LayerSettings, Tag("settings")] | Annotated[PoolSpec, Tag("spec")],
+    Discriminator(_layer_value_shape),
+]
+
+
+def _layers_shape(value: Any) -> str:
+    return "list" if isinstance(value, list) else "map" if isinstance(value, dict) else "one"
+
+
+Layers = Annotated[
+    Annotated[LayerKey, Tag("one")]
+    | Annotated[list[LayerKey], Field(min_length=1), Tag("list")]
+    | Annotated[dict[LayerKey, LayerValue], Field(min_length=1), Tag("map")],
+    Discriminator(_layers_shape),
+    Field(description="a module path, glob or block index, a list of them, or a mapping layer -> {pool: spec}"),
+]
+Role = Literal["attn", "mlp", "block"]
+Nodes = Annotated[Role | list[Role], Field(description="node roles stacked over depth: attn, mlp, block")]
+
+
+def _pool_arg_shape(value: Any) -> str:
+    return "per_layer" if isinstance(value, dict) and not _is_pool_mapping(value) else "spec"
+
+
+PoolArg = Annotated[
+    Annotated[PoolSpec, Tag("spec")] | Annotated[dict[LayerKey, PoolSpec | None], Tag("per_layer")],
+    Discriminator(_pool_arg_shape),
+    Field(description="one pooling spec for every layer, or a mapping layer -> spec"),
+]
+Text = Annotated[StrictStr, Field(min_length=1)]
+ModelKwargs = Annotated[dict[str, Any], Field(description="passed to the model constructor, e.g. {img_size: 224}")]
+
+
+class ModelSettings(BaseModel):
+    """What one model under `models:` may set for itself."""
+
+    model_config = ConfigDict(extra="forbid")
+    layers: Layers | None = None
+    nodes: Nodes | None = None
+    pool: PoolArg | None = None
+    weights: Text | None = None
+    model_kwargs: ModelKwargs | None = None
+
+
+def _per_model(description: str) -> Any:
+    """A top-level key that is one value for every model, or a mapping model id -> value:
+    checked per model (`ModelSettings`) once the models are known."""
+    return Annotated[Any, Field(description=description)]
+
+
+def _models_shape(value: Any) -> str:
+    return "list" if isinstance(value, list) else "map" if isinstance(value, dict) else "one"
+
+
+class ConfigSchema(BaseModel):
+    """An extraction config: the `%%nbfeat` cell body and `nbfeat extract CONFIG.yaml`."""
+
+    model_config = ConfigDict(extra="forbid", title="nbfeat extraction config")
+    model: Text | None = Field(None, description=KEYS["model"])
+    models: (
+        Annotated[
+            Annotated[Text, Tag("one")]
+            | Annotated[list[Text], Field(min_length=1), Tag("list")]
+            | Annotated[dict[str, ModelSettings | None], Field(min_length=1), Tag("map")],
+            Discriminator(_models_shape),
+        ]
+        | None
+    ) = Field(None, description=KEYS["models"])
+    inputs: Text | Annotated[list[StrictStr], Field(min_length=1)] | None = Field(None, description=KEYS["inputs"])
+    layers: _per_model(KEYS["layers"]) = None  # type: ignore[valid-type]
+    nodes: _per_model(KEYS["nodes"]) = None  # type: ignore[valid-type]
+    pool: _per_model(KEYS["pool"]) = None  # type: ignore[valid-type]
+    flatten: StrictBool | None = Field(None, description=KEYS["flatten"])
+    batch_size: Annotated[StrictInt, Field(ge=1)] | None = Field(None, description=KEYS["batch_size"])
+    num_workers: Annotated[StrictInt, Field(ge=0)] | None = Field(None, description=KEYS["num_workers"])
+    device: Text | None = Field(None, description=KEYS["device"])
+    dtype: Literal["float32", "bfloat16", "float16", "fp32", "bf16", "fp16"] | None = Field(None, description=KEYS["dtype"])
+    channels_last: StrictBool | None = Field(None, description=KEYS["channels_last"])
+    amp: StrictBool | None = Field(None, description=KEYS["amp"])
+    pretrained: StrictBool | None = Field(None, description=KEYS["pretrained"])
+    weights: _per_model(KEYS["weights"]) = None  # type: ignore[valid-type]
+    model_kwargs: _per_model(KEYS["model_kwargs"]) = None  # type: ignore[valid-type]
+    out: Text | None = Field(None, description=KEYS["out"])
+    overwrite: StrictBool | None = Field(None, description=KEYS["overwrite"])
+    progress: StrictBool | None = Field(None, description=KEYS["progress"])
+
+
+class _ConfigDocs(ConfigSchema):
+    """ConfigSchema with the per-model keys spelled out, for the JSON Schema only."""
+
+    model_config = ConfigDict(extra="forbid", title="nbfeat extraction config")
+    layers: Layers | dict[str, Layers] | None = Field(None, description=KEYS["layers"])
+    nodes: Nodes | dict[str, Nodes] | None = Field(None, description=KEYS["nodes"])
+    pool: PoolArg | dict[str, PoolArg] | None = Field(None, description=KEYS["pool"])
+    weights: Text | dict[str, Text] | None = Field(None, description=KEYS["weights"])
+    model_kwargs: ModelKwargs | dict[str, ModelKwargs] | None = Field(None, description=KEYS["model_kwargs"])
+
+
+OPTION_KEYS = ("flatten", "batch_size", "num_workers", "device", "dtype", "channels_last", "amp", "pretrained", "out", "overwrite", "progress")
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a config file (what nbfeat/config.schema.json holds).
+
+    >>> json_schema()["title"]
+    'nbfeat extraction config'
+    """
+    schema = _ConfigDocs.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+
+
+SCHEMA_ID = "https://nbfeat.dev/config.schema.json"
+SCHEMA_FILE = Path(__file__).with_name("config.schema.json")
+
+
 # ---- validation --------------------------------------------------------------------------
+
+# union members and wrappers pydantic puts in an error's location: not keys the user wrote
+_TAGS = {"one", "list", "map", "name", "pair", "short", "bad", "none", "settings", "spec", "per_layer"}
+
+
+def _parse(schema: type[BaseModel], raw: Mapping[str, Any], where: str = "") -> BaseModel:
+    try:
+        return schema.model_validate(dict(raw))
+    except ValidationError as e:
+        # the most specific error: in a union, the member that got furthest into the value
+        best = max(e.errors(), key=lambda err: len(err["loc"]))
+        raise ConfigError(_message(best, where, schema)) from None
+
+
+def _message(err: Any, where: str, schema: type[BaseModel]) -> str:
+    loc = [p for p in err["loc"] if not (isinstance(p, str) and (p in _TAGS or p.startswith(("function-", "tagged-union", "nullable", "union", "literal", "constrained", "tuple", "dict", "list", "json-or"))))]
+    kind, value = err["type"], err.get("input")
+    head = f"{where}: " if where else ""
+    key = str(loc[0]) if loc else ""
+    if kind == "extra_forbidden":
+        name, parent = loc[-1], loc[:-1]
+        if parent and parent[0] == "layers" and len(parent) >= 2:
+            return f"{head}layers '{parent[1]}': unknown key '{name}'.{_hint(name, PER_LAYER_KEYS)} Allowed keys: {', '.join(PER_LAYER_KEYS)}."
+        if parent and parent[0] == "models" and len(parent) >= 2:
+            return f"models '{parent[1]}': unknown key '{name}'.{_hint(name, PER_MODEL_KEYS)} Allowed keys: {', '.join(PER_MODEL_KEYS)}."
+        if where:
+            return f"{head}unknown key '{name}'.{_hint(name, PER_MODEL_KEYS)} Allowed keys: {', '.join(PER_MODEL_KEYS)}."
+        return f"Unknown config key '{name}'.{_hint(name, KEYS)} Allowed keys: {', '.join(KEYS)}."
+    if kind == "pool":
+        at = f"layers '{loc[1]}' pool" if key == "layers" and len(loc) > 1 else f"pool '{loc[1]}'" if key == "pool" and len(loc) > 1 else "pool"
+        return f"{head}{at}: {err['ctx']['message']}"
+    if key == "nodes":
+        return f"{head}'nodes' takes the roles {', '.join(ROLES)}, got {_show(value)}.{_hint(value, ROLES)}"
+    if key == "layers":
+        return f"{head}'layers' must be module paths, globs or block indices (a name, a list, or a mapping layer -> {{pool: spec}}), got {_show(value)}."
+    if key == "pool":
+        return f"{head}pool: a pooling spec is a name (mean) or a pair like [avg2d, 8], got {_show(value)}."
+    if key in ("model", "models") and len(loc) <= 2:
+        return f"'{key}' must be a model id like timm:resnet50" + (" (or a list, or a mapping id -> settings)" if key == "models" else "") + f", got {_show(value)}."
+    if key == "models":
+        return f"models: {err['msg']}, got {_show(value)}."
+    if key == "inputs":
+        return f"'inputs' must be a path, a glob, or a list of paths or texts, got {_show(value)}."
+    if kind == "bool_type":
+        return f"{head}'{key}' must be true or false, got {_show(value)}."
+    if kind in ("int_type", "int_parsing", "int_from_float", "greater_than_equal"):
+        what = "an integer >= 0" if key == "num_workers" else "a positive integer"
+        return f"{head}'{key}' must be {what}, got {_show(value)}."
+    if key == "dtype":
+        return f"'dtype' must be float32, bfloat16 or float16, got {_show(value)}."
+    if key in ("weights", "device", "out") or kind in ("string_type", "string_too_short"):
+        return f"{head}'{key}' must be a path or name (text), got {_show(value)}."
+    if key == "model_kwargs":
+        return f"{head}'model_kwargs' must be a mapping of constructor arguments (img_size: 224), got {_show(value)}."
+    return f"{head}{'.'.join(map(str, loc)) or 'config'}: {err['msg']}, got {_show(value)}."
 
 
 def validate(raw: Mapping[str, Any]) -> ExtractConfig:
-    """Check a raw config mapping and normalise it to an ExtractConfig (one-line errors)."""
+    """Check a raw config mapping against the schema and normalise it (one-line errors)."""
     if not raw:
         raise ConfigError("The config is empty: it needs at least 'model' and 'inputs'.")
-    for key in raw:
-        if key not in KEYS:
-            raise ConfigError(f"Unknown config key '{key}'.{_hint(str(key), KEYS)} Allowed keys: {', '.join(KEYS)}.")
-    if "model" in raw and "models" in raw:
+    top = _parse(ConfigSchema, raw)
+    if top.model is not None and top.models is not None:
         raise ConfigError("Use either 'model' (one) or 'models' (several), not both.")
-    if "model" not in raw and "models" not in raw:
+    if top.model is None and top.models is None:
         raise ConfigError("The config needs 'model' (one model id) or 'models' (several).")
-    if "inputs" not in raw or raw["inputs"] in (None, "", []):
+    if top.inputs in (None, "", []):
         raise ConfigError("The config needs 'inputs': an image folder, a list of files, or a list of texts.")
 
     per_model: dict[str, dict[str, Any]] = {}
-    if "model" in raw:
-        models = [_model_id(raw["model"], "model")]
-        single = True
+    if top.model is not None:
+        models, single = [top.model.strip()], True
     else:
-        models, per_model = _models(raw["models"])
         single = False
-    cfg = ExtractConfig(models=models, inputs=_inputs(raw["inputs"]), single=single)
+        if isinstance(top.models, str):
+            models = [top.models.strip()]
+        elif isinstance(top.models, list):
+            models = [m.strip() for m in top.models]
+            if len(set(models)) != len(models):
+                raise ConfigError("'models' lists the same model twice.")
+        else:
+            raw_models = dict(raw["models"])
+            # the validated values, but as written (a pool pair stays a list until checked below)
+            per_model = {m.strip(): {k: v for k, v in (raw_models[m] or {}).items()} for m in raw_models}
+            models = list(per_model)
+    cfg = ExtractConfig(models=models, inputs=top.inputs, single=single)
 
     for m in models:
         own = per_model.get(m, {})
-        for key in ("layers", "nodes", "pool", "weights"):
-            if key in own and key in raw:
+        for key in PER_MODEL_KEYS:
+            if key in own and raw.get(key) is not None:
                 raise ConfigError(f"'{key}' is set both at the top level and under models '{m}': keep one.")
-        layers, pool_from_layers = _layers(_for_model(raw.get("layers"), m, models, "layers") if "layers" in raw else own.get("layers"), m)
-        pool_raw = _for_model(raw.get("pool"), m, models, "pool") if "pool" in raw else own.get("pool")
-        layers, pool = _merge_pool(layers, pool_from_layers, pool_raw)
-        cfg.layers[m] = layers
-        cfg.pool[m] = pool
-        cfg.nodes[m] = _nodes(_for_model(raw.get("nodes"), m, models, "nodes") if "nodes" in raw else own.get("nodes"))
-        weights = _for_model(raw.get("weights"), m, models, "weights") if "weights" in raw else own.get("weights")
-        cfg.weights[m] = _optional_str(weights, "weights")
+        settings = {k: _for_model(raw[k], m, models) for k in PER_MODEL_KEYS if raw.get(k) is not None} | own
+        s = _parse(ModelSettings, settings, where=f"models '{m}'" if own else "")
+        layers, pool_from_layers = _layers(s.layers)
+        layers, pool = _merge_pool(layers, pool_from_layers, s.pool)
+        cfg.layers[m], cfg.pool[m], cfg.nodes[m], cfg.weights[m] = layers, pool, s.nodes, s.weights
+        cfg.model_kwargs[m] = s.model_kwargs
 
-    for key, check in _OPTION_CHECKS.items():
-        if key in raw and raw[key] is not None:
-            cfg.options[key] = check(raw[key], key)
+    for key in OPTION_KEYS:
+        value = getattr(top, key)
+        if value is not None:
+            cfg.options[key] = value
     return cfg
 
 
@@ -313,105 +548,30 @@ def _hint(name: Any, allowed: Iterable[str]) -> str:
     return f" Did you mean '{hits[0]}'?" if hits else ""
 
 
-def _model_id(value: Any, key: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"'{key}' must be a model id like timm:resnet50, got {_show(value)}.")
-    return value.strip()
-
-
-def _models(value: Any) -> tuple[list[str], dict[str, dict[str, Any]]]:
-    if isinstance(value, str):
-        return [_model_id(value, "models")], {}
-    if isinstance(value, list) and value:
-        models = [_model_id(v, "models") for v in value]
-        if len(set(models)) != len(models):
-            raise ConfigError("'models' lists the same model twice.")
-        return models, {}
-    if isinstance(value, dict) and value:
-        per_model: dict[str, dict[str, Any]] = {}
-        for mid, settings in value.items():
-            mid = _model_id(mid, "models")
-            settings = settings or {}
-            if not isinstance(settings, dict):
-                raise ConfigError(f"models '{mid}': give a mapping of {', '.join(PER_MODEL_KEYS)}, got {_show(settings)}.")
-            for k in settings:
-                if k not in PER_MODEL_KEYS:
-                    raise ConfigError(f"models '{mid}': unknown key '{k}'.{_hint(str(k), PER_MODEL_KEYS)} Allowed keys: {', '.join(PER_MODEL_KEYS)}.")
-            per_model[mid] = settings
-        return list(per_model), per_model
-    raise ConfigError(f"'models' must be a list of model ids or a mapping id -> settings, got {_show(value)}.")
-
-
-def _for_model(value: Any, model: str, models: list[str], key: str) -> Any:
+def _for_model(value: Any, model: str, models: list[str]) -> Any:
     """A top-level value, or its entry for `model` when it is keyed by model id."""
     if isinstance(value, dict) and len(models) > 1 and value and all(k in models for k in value):
         return value.get(model)
     return value
 
 
-def _inputs(value: Any) -> Any:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise ConfigError(f"'inputs' must be a path, a glob, or a list of paths or texts, got {_show(value)}.")
+def _layers(value: Any) -> tuple[Any, dict[str | int, Any]]:
+    """(layers as given, {layer: pool} from a per-layer mapping), from validated values."""
+    if not isinstance(value, dict):
+        return value, {}
+    pools = {k: (v.pool if isinstance(v, LayerSettings) else v) for k, v in value.items()}
+    return list(pools), pools
 
 
-def _layer_key(key: Any) -> str | int:
-    if isinstance(key, bool) or not isinstance(key, str | int):
-        raise ConfigError(f"'layers' entries must be module paths, globs or block indices, got {_show(key)}.")
-    return key
-
-
-def _layers(value: Any, model: str) -> tuple[Any, dict[str | int, Any]]:
-    """(layers as given, {layer: pool} from a per-layer mapping)."""
-    if value is None:
-        return None, {}
-    if isinstance(value, dict):
-        pools: dict[str | int, Any] = {}
-        for key, settings in value.items():
-            key = _layer_key(key)
-            if isinstance(settings, dict) and not _is_pool_mapping(settings):
-                for k in settings:
-                    if k not in PER_LAYER_KEYS:
-                        raise ConfigError(f"layers '{key}': unknown key '{k}'.{_hint(str(k), PER_LAYER_KEYS)} Allowed keys: {', '.join(PER_LAYER_KEYS)}.")
-                settings = settings.get("pool")
-            pools[key] = _pool_spec(settings, f"layers '{key}' pool")
-        if not pools:
-            raise ConfigError("'layers' is an empty mapping: name at least one layer.")
-        return list(pools), pools
-    if isinstance(value, list):
-        if not value:
-            raise ConfigError("'layers' is an empty list: name at least one layer, or leave it out for the last block.")
-        return [_layer_key(v) for v in value], {}
-    return _layer_key(value), {}
-
-
-def _is_pool_mapping(settings: dict[str, Any]) -> bool:
+def _is_pool_mapping(settings: Any) -> bool:
     # `{avg2d: 8}` is a pool spec written as a mapping; `{pool: ...}` is per-layer settings
-    return len(settings) == 1 and next(iter(settings)) in ("avg2d", "max2d")
-
-
-def _pool_spec(value: Any, what: str) -> Any:
-    """A pooling spec checked now (so a typo fails before the model loads), in the API's form."""
-    from nbfeat.engine.pooling import parse_pool
-
-    if isinstance(value, list):
-        value = tuple(value)
-    parts = value.values() if isinstance(value, dict) else value if isinstance(value, tuple) else ()
-    if len(parts) > 2 or not all(v is None or isinstance(v, str | int | float) for v in parts):
-        raise ConfigError(f"{what}: a pooling spec is a name (mean) or a pair like [avg2d, 8], got {_show(value)}.")
-    try:
-        parse_pool(value)
-    except NbfeatError as e:
-        raise ConfigError(f"{what}: {e}") from None
-    return value
+    return isinstance(settings, dict) and len(settings) == 1 and next(iter(settings)) in ("avg2d", "max2d")
 
 
 def _merge_pool(layers: Any, from_layers: dict[str | int, Any], pool_raw: Any) -> tuple[Any, Any]:
     default = None
     if isinstance(pool_raw, dict) and not _is_pool_mapping(pool_raw):
-        pool_map = {_layer_key(k): _pool_spec(v, f"pool '{k}'") for k, v in pool_raw.items()}
+        pool_map = dict(pool_raw)
         if not from_layers:
             return layers, pool_map
         for k in pool_map:
@@ -421,7 +581,7 @@ def _merge_pool(layers: Any, from_layers: dict[str | int, Any], pool_raw: Any) -
                 raise ConfigError(f"Layer '{k}' has a pool under both 'layers' and 'pool': keep one.")
         from_layers = {k: pool_map.get(k, v) for k, v in from_layers.items()}
     elif pool_raw is not None:
-        default = _pool_spec(pool_raw, "pool")
+        default = pool_raw
     if not from_layers:
         return layers, default
     merged = {k: (v if v is not None else default) for k, v in from_layers.items()}
@@ -432,65 +592,6 @@ def _merge_pool(layers: Any, from_layers: dict[str | int, Any], pool_raw: Any) -
     pools = {k: v for k, v in merged.items() if v is not None}
     return list(merged), (pools or None)
 
-
-def _nodes(value: Any) -> Any:
-    if value is None:
-        return None
-    names = value if isinstance(value, list) else [value]
-    for n in names:
-        if n not in ROLES:
-            raise ConfigError(f"'nodes' takes the roles {', '.join(ROLES)}, got {_show(n)}.{_hint(n, ROLES)}")
-    return value
-
-
-def _optional_str(value: Any, key: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"'{key}' must be a path or name (text), got {_show(value)}.")
-    return value
-
-
-def _bool(value: Any, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"'{key}' must be true or false, got {_show(value)}.")
-    return value
-
-
-def _count(minimum: int) -> Any:
-    def check(value: Any, key: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            what = "a positive integer" if minimum else "an integer >= 0"
-            raise ConfigError(f"'{key}' must be {what}, got {_show(value)}.")
-        return value
-
-    return check
-
-
-def _dtype(value: Any, key: str) -> str:
-    allowed = ("float32", "bfloat16", "float16", "fp32", "bf16", "fp16")
-    if value not in allowed:
-        raise ConfigError(f"'{key}' must be float32, bfloat16 or float16, got {_show(value)}.")
-    return str(value)
-
-
-def _str(value: Any, key: str) -> str:
-    return _optional_str(value, key) or ""
-
-
-_OPTION_CHECKS: dict[str, Any] = {
-    "flatten": _bool,
-    "batch_size": _count(1),
-    "num_workers": _count(0),
-    "device": _str,
-    "dtype": _dtype,
-    "channels_last": _bool,
-    "amp": _bool,
-    "pretrained": _bool,
-    "out": _str,
-    "overwrite": _bool,
-    "progress": _bool,
-}
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -511,9 +612,10 @@ EXTRACT_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--dtype",), {"help": "float32, bfloat16 or float16"}),
     (("--channels-last",), {"action": "store_true", "default": None, "help": "run convolutions in NHWC memory format"}),
     (("--amp",), {"action": "store_true", "default": None, "help": "run the forward pass under autocast (bfloat16)"}),
-    (("--pretrained",), {"action": "store_true", "default": None, "help": "published weights (the default)"}),
-    (("--random",), {"action": "store_true", "default": None, "help": "random weights instead of the published ones (pretrained: false)"}),
+    (("--pretrained",), {"action": argparse.BooleanOptionalAction, "default": None, "help": "published weights (the default); --no-pretrained: random weights"}),
+    (("--random",), {"action": "store_true", "default": None, "help": "random weights instead of the published ones: the same as --no-pretrained (pretrained: false)"}),
     (("--weights",), {"metavar": "PATH", "help": "a local checkpoint file or Hugging Face directory"}),
+    (("--model-kwargs",), {"nargs": "+", "metavar": "KEY=VALUE", "dest": "model_kwargs", "help": "model constructor arguments: img_size=224 (values are YAML), or one JSON/YAML mapping '{\"img_size\": 224}'"}),
     (("--out",), {"metavar": "STORE", "help": "zarr store to stream into (bounded memory, resumable)"}),
     (("--overwrite",), {"action": "store_true", "default": None, "help": "replace a store at --out made with other settings"}),
     (("--set",), {"action": "append", "metavar": "KEY=VALUE", "dest": "set", "default": [], "help": "override a config key (YAML value; dotted keys reach into mappings: layers.layer4.pool=max)"}),
@@ -555,14 +657,60 @@ def flags_to_raw(args: Any, models: Sequence[str] | None = None) -> dict[str, An
         raw["layers"][_int_or_str(layer)] = {"pool": spec}
     if get("pretrained") and get("random"):
         raise ConfigError("--pretrained and --random contradict each other: pick one.")
-    if get("random"):
+    if get("random") or get("pretrained") is False:  # --random, --no-pretrained
         raw["pretrained"] = False
     elif get("pretrained"):
         raw["pretrained"] = True
+    if get("model_kwargs"):
+        raw["model_kwargs"] = parse_model_kwargs(get("model_kwargs"))
     for key in ("flatten", "batch_size", "num_workers", "device", "dtype", "channels_last", "amp", "weights", "out", "overwrite"):
         if get(key) is not None:
             raw[key] = get(key)
     return raw
+
+
+def parse_model_kwargs(items: Sequence[str] | str) -> dict[str, Any]:
+    """`--model-kwargs` values: `KEY=VALUE` words (each value read as YAML), or one mapping
+    written as JSON or YAML.
+
+    >>> parse_model_kwargs(["img_size=224", "dynamic_img_size=true"])
+    {'img_size': 224, 'dynamic_img_size': True}
+    >>> parse_model_kwargs(['{"img_size": 224}'])
+    {'img_size': 224}
+    """
+    items = [items] if isinstance(items, str) else list(items)
+    if len(items) == 1 and items[0].lstrip().startswith("{"):
+        value = parse_yaml(items[0])  # JSON is YAML
+        if not isinstance(value, dict):
+            raise ConfigError(f"--model-kwargs: expected a mapping like '{{\"img_size\": 224}}', got {_show(items[0])}.")
+        return value
+    out: dict[str, Any] = {}
+    for item in items:
+        for part in [p for p in str(item).split(",") if p.strip()] if "=" in str(item) and str(item).count("=") > 1 else [str(item)]:
+            key, sep, text = part.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"--model-kwargs takes KEY=VALUE (img_size=224) or a JSON mapping, got {_show(part)}.")
+            out[key.strip()] = parse_yaml(text) if text.strip() else None
+    return out
+
+
+def flag_hint(message: str, options: Iterable[str]) -> str:
+    """A suggestion for argparse's "unrecognized arguments: --batchsize 8" message.
+
+    >>> flag_hint("unrecognized arguments: --batchsize 8", ["--batch-size", "--out"])
+    ' Did you mean --batch-size?'
+    """
+    m = re.search(r"unrecognized arguments?: (.*)", message)
+    if not m:
+        return ""
+    longs = [o for o in options if o.startswith("--")]
+    hints = []
+    for word in m.group(1).split():
+        if word.startswith("--"):
+            hit = closest(word.partition("=")[0], longs, n=1)
+            if hit:
+                hints.append(hit[0])
+    return f" Did you mean {', '.join(hints)}?" if hints else ""
 
 
 def merge(raw: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -580,4 +728,25 @@ def _int_or_str(text: str) -> str | int:
     return int(text) if re.fullmatch(r"-?\d+", text) else text
 
 
-__all__ = ["EXTRACT_FLAGS", "KEYS", "ConfigError", "ExtractConfig", "flags_to_raw", "load_config", "validate"]
+__all__ = ["EXTRACT_FLAGS", "KEYS", "ConfigError", "ConfigSchema", "ExtractConfig", "flag_hint", "flags_to_raw", "json_schema", "load_config", "parse_model_kwargs", "validate"]
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    """`python -m nbfeat.config --schema [PATH]`: write the JSON Schema (stdout, or PATH)."""
+    import argparse
+    import json
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m nbfeat.config", description="The JSON Schema of nbfeat's YAML config.")
+    parser.add_argument("--schema", nargs="?", const="-", metavar="PATH", help=f"write it to PATH (default: stdout); the package's copy is {SCHEMA_FILE.name}")
+    args = parser.parse_args(argv)
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if args.schema in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.schema).write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(_main())

@@ -17,6 +17,7 @@ Settings: `%config NbfeatMagics.progress = False` (and `device`, `short_errors`)
 
 from __future__ import annotations
 
+import argparse
 import keyword
 import os
 import re
@@ -36,9 +37,11 @@ from nbfeat.config import (
     EXTRACT_FLAGS,
     KEYS,
     ROLES,
+    flag_hint,
     flags_to_raw,
     load_config,
     one_line,
+    parse_model_kwargs,
     parse_yaml,
 )
 from nbfeat.errors import NbfeatError, closest
@@ -144,7 +147,8 @@ class NbfeatMagics(Magics, Configurable):
         try:
             return func.parser.parse_args(argv)
         except UsageError as e:
-            raise UsageError(f"%{name}: {e} (see %nbfeat help {name.split()[-1]})") from None
+            hint = flag_hint(str(e), func.parser._option_string_actions)
+            raise UsageError(f"%{name}: {e}.{hint} (see %nbfeat help {name.split()[-1]})".replace("..", ".")) from None
 
     # ---- subcommands ---------------------------------------------------------------------
 
@@ -212,8 +216,10 @@ class NbfeatMagics(Magics, Configurable):
     @magic_arguments(name="nbfeat explore")
     @argument("model", help="model id, or a variable holding a loaded backbone")
     @argument("-i", "--inputs", required=True, help="path, folder or glob, or the name of a variable")
-    @argument("--random", action="store_true", help="random weights instead of the published ones")
+    @argument("--random", action="store_true", help="random weights instead of the published ones (the same as --no-pretrained)")
+    @argument("--pretrained", action=argparse.BooleanOptionalAction, default=None, help="published weights (the default); --no-pretrained: random weights")
     @argument("--weights", metavar="PATH", help="a local checkpoint file or Hugging Face directory")
+    @argument("--model-kwargs", nargs="+", metavar="KEY=VALUE", dest="model_kwargs", help="model constructor arguments: img_size=224, or a JSON mapping")
     @argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     def _explore(self, rest: str) -> Any:
         """Model tree and activation browser, linked: click a module, see its activations."""
@@ -224,7 +230,11 @@ class NbfeatMagics(Magics, Configurable):
 
         bb = self._user_backbone(args.model)
         if bb is None:
-            bb = nbfeat.load(args.model, pretrained=not args.random, weights=args.weights, device=args.device or self.device)
+            if args.random and args.pretrained:
+                raise UsageError("%nbfeat explore: --pretrained and --random contradict each other: pick one.")
+            pretrained = not args.random and args.pretrained is not False
+            model_kwargs = parse_model_kwargs(args.model_kwargs) if args.model_kwargs else None
+            bb = nbfeat.load(args.model, pretrained=pretrained, weights=args.weights, model_kwargs=model_kwargs, device=args.device or self.device)
         inputs, _ = self._inputs(args.inputs)
         return nbfeat.explore(bb, inputs)
 

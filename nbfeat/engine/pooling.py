@@ -1,8 +1,12 @@
 """Per-layer pooling, applied on the device at capture time (so only pooled data is copied).
 
-Specs: None (keep everything), "mean", "max", "cls" (first token), "last" (last real token),
-"flatten", ("avg2d", k) / ("max2d", k) (adaptive pooling to k x k; also "avg2d:8",
-{"avg2d": 8}). Token outputs with a patch grid are pooled in 2-D over their patch tokens.
+Specs: None (keep everything), "mean" (over positions; for ViT tokens over the patch tokens
+only, skipping class/register/distillation tokens like timm's average pooling), "mean_all"
+(over every token, prefix tokens included), "max" (likewise over patch tokens for ViTs), "cls" (the class token: only where the
+model has one), "last" (last real token), "flatten", ("avg2d", k) / ("max2d", k) (adaptive
+pooling to k x k; also "avg2d:8", {"avg2d": 8}). Token outputs with a patch grid are pooled in
+2-D over their patch tokens. The layout comes from the family adapter: NHWC outputs and
+windows are restored to the image grid before pooling, so every pool is valid on every layout.
 
 >>> parse_pool(("avg2d", 8))
 PoolSpec(kind='avg2d', size=8)
@@ -14,8 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from nbfeat.errors import NbfeatError
+from nbfeat.models.adapters.base import Layout, rank_layout
 
-KINDS = ("mean", "max", "cls", "last", "flatten", "avg2d", "max2d")
+__all__ = ["KINDS", "Layout", "PoolSpec", "apply_pool", "infer_layout", "parse_pool", "pooled_dims"]
+
+KINDS = ("mean", "mean_all", "max", "cls", "last", "flatten", "avg2d", "max2d")
 
 
 @dataclass(frozen=True)
@@ -67,36 +74,13 @@ def parse_pool(spec: Any) -> PoolSpec | None:
     )
 
 
-@dataclass(frozen=True)
-class Layout:
-    """How to read a captured tensor: dims after the batch dim, and token geometry."""
-
-    dims: tuple[str, ...]
-    nhwc: bool = False  # captured channels-last (Swin, SAM): moved to channel-first
-    prefix_tokens: int = 0
-    grid: tuple[int, int] | None = None
-
-
 def infer_layout(shape: tuple[int, ...], prefix_tokens: int = 0, text: bool = False) -> Layout:
-    """Dims for an output of `shape` (batch first)."""
-    import math
+    """The layout of an output from its rank only (the generic fallback's rule).
 
-    rest = shape[1:]
-    if len(rest) == 3:
-        nhwc = rest[0] == rest[1] and rest[2] != rest[1]
-        return Layout(("channel", "y", "x"), nhwc=nhwc)
-    if len(rest) == 2:
-        grid = None
-        if not text:
-            side = math.isqrt(max(rest[0] - prefix_tokens, 0))
-            if side > 0 and side * side == rest[0] - prefix_tokens:
-                grid = (side, side)
-            else:
-                prefix_tokens = 0
-        return Layout(("token", "channel"), prefix_tokens=prefix_tokens if grid else 0, grid=grid)
-    if len(rest) == 1:
-        return Layout(("channel",))
-    return Layout(tuple(f"dim_{i}" for i in range(1, len(rest) + 1)))
+    Never decides NHWC or a patch grid from sizes: those come from the family adapter
+    (`bb.adapter.layout`), which reads them from the library's metadata.
+    """
+    return rank_layout(len(shape), text=text, prefix_tokens=prefix_tokens)
 
 
 def pooled_dims(layout: Layout, spec: PoolSpec | None, flatten: bool) -> tuple[str, ...]:
@@ -118,12 +102,12 @@ def apply_pool(x: Any, layout: Layout, spec: PoolSpec | None, flatten: bool, mas
     """Pool a captured batch-first tensor `x`; `mask` (N, T) marks real text tokens."""
     import torch.nn.functional as F
 
-    if layout.nhwc:
-        x = x.permute(0, 3, 1, 2)
+    if layout.restore is not None:
+        x = layout.restore(x)
     if spec is not None:
         kind = spec.kind
         if layout.dims == ("channel", "y", "x"):
-            if kind == "mean":
+            if kind in ("mean", "mean_all"):
                 x = x.mean(dim=(2, 3))
             elif kind == "max":
                 x = x.amax(dim=(2, 3))
@@ -133,13 +117,13 @@ def apply_pool(x: Any, layout: Layout, spec: PoolSpec | None, flatten: bool, mas
             elif kind == "flatten":
                 x = x.flatten(1)
             else:
-                raise NbfeatError(f"Pooling '{kind}' needs a token output; this layer gives a feature map. Use 'mean', 'max' or 'avg2d'.")
+                raise NbfeatError(f"pool='{kind}' needs a token output; this layer gives a feature map (channel, y, x). Use 'mean', 'max' or ('avg2d', k).")
         elif layout.dims == ("token", "channel"):
             x = _pool_tokens(x, layout, spec, mask)
         elif kind == "flatten":
             x = x.flatten(1)
-        elif layout.dims != ("channel",) or kind not in ("mean", "max"):
-            raise NbfeatError(f"Pooling '{spec}' does not apply to an output with dims {layout.dims}.")
+        elif layout.dims != ("channel",) or kind not in ("mean", "mean_all", "max"):
+            raise NbfeatError(f"pool='{spec}' does not apply to an output with dims {layout.dims}; use pool=None or 'flatten'.")
     if flatten and x.dim() > 2:
         x = x.flatten(1)
     return x
@@ -150,6 +134,9 @@ def _pool_tokens(x: Any, layout: Layout, spec: PoolSpec, mask: Any) -> Any:
 
     kind = spec.kind
     if kind == "cls":
+        if not layout.class_token:
+            what = "text model" if layout.text else "model"
+            raise NbfeatError(f"pool='cls': this {what} has no class token at this layer. Use pool='mean'{' or last' if layout.text else ''} instead{'' if layout.text else ' (or mean_all)'}.")
         return x[:, 0]
     if kind == "flatten":
         return x.flatten(1)
@@ -160,17 +147,19 @@ def _pool_tokens(x: Any, layout: Layout, spec: PoolSpec, mask: Any) -> Any:
         return x[torch_arange(x.shape[0], x.device), last]
     if kind in ("avg2d", "max2d"):
         if layout.grid is None:
-            raise NbfeatError("avg2d/max2d on tokens needs a square patch grid; use 'mean' or 'cls'.")
+            raise NbfeatError(f"pool='{kind}' on tokens needs the patch grid, which this layer's family does not state; use 'mean' or 'max'.")
         h, w = layout.grid
         patches = x[:, layout.prefix_tokens :].transpose(1, 2).reshape(x.shape[0], x.shape[2], h, w)
         pool = F.adaptive_avg_pool2d if kind == "avg2d" else F.adaptive_max_pool2d
         return pool(patches, spec.size)
+    if kind in ("mean", "max") and layout.prefix_tokens and mask is None:
+        x = x[:, layout.prefix_tokens :]  # patch tokens only, like timm's global_pool avg/max
     if mask is not None:
         m = mask.to(x.dtype).unsqueeze(-1)
-        if kind == "mean":
+        if kind in ("mean", "mean_all"):
             return (x * m).sum(dim=1) / m.sum(dim=1).clamp(min=1)
         return x.masked_fill(m == 0, float("-inf")).amax(dim=1)
-    return x.mean(dim=1) if kind == "mean" else x.amax(dim=1)
+    return x.mean(dim=1) if kind in ("mean", "mean_all") else x.amax(dim=1)
 
 
 def torch_arange(n: int, device: Any) -> Any:

@@ -14,6 +14,7 @@ import json
 import os
 import warnings
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,10 +25,11 @@ from nbfeat.data.inputs import Inputs, resolve_inputs
 from nbfeat.engine.allocation import tune_malloc
 from nbfeat.engine.buckets import text_batches
 from nbfeat.engine.hooks import Capture
-from nbfeat.engine.pooling import Layout, PoolSpec, apply_pool, infer_layout, pooled_dims
+from nbfeat.engine.pooling import Layout, PoolSpec, apply_pool, pooled_dims
 from nbfeat.engine.selection import Target, select
 from nbfeat.engine.stacking import Stacks
 from nbfeat.errors import InputError, UnknownLayerError
+from nbfeat.models.adapters.base import MAP, Context, chain
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Batch:
     features: dict[str, np.ndarray]
     sample_coords: dict[str, np.ndarray]
     failed: list[tuple[int, str]]
+    keys: dict[int, str] = field(default_factory=dict)  # position -> content key (ok and failed)
 
 
 class ExtractionRun:
@@ -64,6 +67,7 @@ class ExtractionRun:
         num_workers: int | None = None,
         ids: list[str] | None = None,
         labels: list[str] | None = None,
+        stages: Any = None,
         length_buckets: bool = True,
     ):
         if int(batch_size) < 1:
@@ -71,27 +75,31 @@ class ExtractionRun:
         tune_malloc()
         self.bb = bb
         self.inputs: Inputs = resolve_inputs(inputs, bb.modality, ids, labels)
-        self.targets: list[Target] = select(bb, layers, nodes, pool)
+        self.targets: list[Target] = select(bb, layers, nodes, pool, stages)
         self.flatten = bool(flatten)
         self.batch_size = int(batch_size)
         self.num_workers = num_workers
         self.length_buckets = bool(length_buckets)  # text: similar lengths share a batch (nbfeat.engine.buckets)
         self.device = bb.device
         self._args = {"layers": _jsonable(layers), "nodes": _jsonable(nodes), "pool": _jsonable(pool), "flatten": self.flatten, "batch_size": self.batch_size}
+        if stages is not None:
+            self._args["stages"] = _jsonable(stages)
         if not self.length_buckets:  # the order of batches only, not the values: not in the fingerprint
             self._args["length_buckets"] = False
-        # module path -> distinct pools requested for it (a module may serve several targets)
-        self._pools: dict[str, list[PoolSpec | None]] = {}
+        # module path -> distinct (pooling, view) asked of it (a module may serve several targets)
+        self._pools: dict[str, list[tuple[PoolSpec | None, str]]] = {}
         for t in self.targets:
             for m in t.modules:
-                if t.pool not in self._pools.setdefault(m, []):
-                    self._pools[m].append(t.pool)
+                if t.key not in self._pools.setdefault(m, []):
+                    self._pools[m].append(t.key)
         slots: dict[tuple[str, int], tuple[str, int, int]] = {}  # see nbfeat.engine.stacking
         for t in [t for t in self.targets if t.stacked]:
             for depth, m in enumerate(t.modules):
-                slots.setdefault((m, self._pools[m].index(t.pool)), (t.name, depth, len(t.modules)))
+                slots.setdefault((m, self._pools[m].index(t.key)), (t.name, depth, len(t.modules)))
         self._stacks = Stacks(slots)
-        self._layouts: dict[str, Layout] = {}
+        # (module path, view) -> layout, from the family adapter at the probe
+        self._layouts: dict[tuple[str, str], Layout] = {}
+        self._context = Context()
         self._output_index: dict[str, int] = {}
         self._mask: Any = None
         self._text_failed: dict[int, str] = {}
@@ -123,19 +131,28 @@ class ExtractionRun:
         """JSON-able arguments that rebuild this run elsewhere (with the same inputs)."""
         return {"load": self.bb.load_kwargs(), "extract": dict(self._args)}
 
+    def key(self) -> dict[str, Any]:
+        """Everything besides the inputs that changes the values (see nbfeat.store.key)."""
+        from nbfeat.store.key import run_key
+
+        return run_key(self)
+
     def fingerprint(self) -> str:
-        """Hash of everything that changes the values: model, weights, targets, preprocessing."""
-        prov = self.attrs
-        key = {
-            "model": prov["model"],
-            "weights": prov["weights"],
-            "dtype": prov["dtype"],
-            "preprocessing": prov["preprocessing"],
-            "targets": [[t.name, list(t.modules), str(t.pool)] for t in self.targets],
-            "flatten": self.flatten,
-            "variables": {n: [list(v.dims), list(v.shape)] for n, v in self.variables.items()},
-        }
-        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        """Hash of `key()`: model, load arguments, weights digest, config, targets, preprocessing."""
+        from nbfeat.store.key import digest
+
+        return digest(self.key())
+
+    def input_keys(self, positions: Iterable[int]) -> dict[int, str]:
+        """Content key per input position (text: the text and its token ids)."""
+        out = {}
+        for p in positions:
+            p = int(p)
+            key = self.inputs.content_key(p)
+            if self.bb.modality == "text":
+                key = "sha256:" + hashlib.sha256(f"{key}|{self._ids[p]}".encode()).hexdigest()[:32]
+            out[p] = key
+        return out
 
     def iter_batches(self, positions: Iterable[int] | None = None, window: int | None = None) -> Iterator[Batch]:
         """Yield a Batch per `batch_size` inputs (in the order of `positions`).
@@ -147,14 +164,26 @@ class ExtractionRun:
         import torch
 
         pos = np.arange(len(self.inputs)) if positions is None else np.asarray(list(positions), dtype=np.int64)
-        with torch.inference_mode(), Capture(self.bb.model, list(self._pools), self._transform) as cap:
-            for positions_, x, failed in self._loader(pos, window):
+        loader = self._loader(pos, window)
+        try:
+            for positions_, x, failed in loader:
                 p = np.asarray(positions_, dtype=np.int64)
+                keys = self.input_keys([*p, *(f[0] for f in failed)])
                 if x is None:
-                    yield Batch(p, {}, {}, failed)
+                    yield Batch(p, {}, {}, failed, keys)
                     continue
-                parts = [self._assemble(p[sl], self._capture(cap, _rows(x, sl)), []) for sl in self._slices(len(p))]
-                yield _concat(parts, failed)
+                # Hooks live only while one batch runs, never across a yield: a paused,
+                # closed or abandoned generator leaves the user's model as it was. The
+                # backbone's lock serialises forward passes from several threads.
+                with self.bb.forward_lock, torch.inference_mode(), Capture(self.bb.model, list(self._pools), self._transform, early_exit=not getattr(self.bb._loaded, "call_dims", None)) as cap:
+                    parts = [self._assemble(p[sl], self._capture(cap, _rows(x, sl)), []) for sl in self._slices(len(p))]
+                batch = _concat(parts, failed)
+                batch.keys = keys
+                yield batch
+        finally:
+            close = getattr(loader, "close", None)
+            if close is not None:
+                close()
 
     def _slices(self, n: int) -> list[slice]:
         step = self._forward_limit or n
@@ -307,11 +336,54 @@ class ExtractionRun:
             return model(**{name: x}) if name else model(x)
 
     def _transform(self, path: str, tensor: Any) -> list[Any]:
-        layout = self._layouts.get(path)
-        if layout is None:
-            layout = infer_layout(tuple(tensor.shape), self.bb.prefix_tokens, text=self.bb.modality == "text")
-            self._layouts[path] = layout
-        return [self._stacks.put(path, k, apply_pool(tensor, layout, p, self.flatten, self._mask)) for k, p in enumerate(self._pools[path])]
+        return [self._stacks.put(path, k, apply_pool(tensor, self._layout(path, view, tensor.dim()), p, self.flatten, self._mask)) for k, (p, view) in enumerate(self._pools[path])]
+
+    def _layout(self, path: str, view: str, ndim: int) -> Layout:
+        """The family adapter's layout of `path` (its stage view when `view` names a stage)."""
+        layout = self._layouts.get((path, view))
+        if layout is not None:
+            return layout
+        adapter = self.bb.adapter
+        try:
+            layout = adapter.layout(path, ndim, self._context)
+            if view:
+                stage = next(s for s in self.bb.stages if s.name == view)
+                fn = adapter.stage_view(stage, self._context)
+                layout = Layout(MAP, note=f"{view} as the library's backbone gives it", restore=chain(layout.restore, fn)) if fn is not None or layout.dims == MAP else None
+                if layout is None:
+                    raise UnknownLayerError(f"{view} of {self.bb.id}: its output is not a feature map nbfeat can give as the backbone does.")
+        except UnknownLayerError:
+            raise
+        except Exception as e:  # a family rule that does not fit this module: say so, no traceback
+            raise UnknownLayerError(f"Layer {path} of {self.bb.id} ({adapter.family}): nbfeat cannot read its output ({type(e).__name__}: {str(e).splitlines()[0][:160]}). Pick its block or another layer.") from None
+        self._layouts[(path, view)] = layout
+        return layout
+
+    @contextmanager
+    def _context_hooks(self, x: Any) -> Iterator[None]:
+        """At the probe: record the inputs of the modules the adapter's layouts depend on."""
+        import torch
+
+        self._context = Context(input_hw=tuple(int(i) for i in x.shape[-2:]) if isinstance(x, torch.Tensor) and x.dim() == 4 else None)
+        wanted = {c for m in self._pools if (c := self.bb.adapter.context_for(m)) is not None}
+        modules = dict(self.bb.model.named_modules())
+        handles = []
+
+        def record(path: str) -> Any:
+            def hook(module: Any, args: Any, kwargs: Any) -> None:
+                if path not in self._context.calls:
+                    self._context.calls[path] = (tuple(_summary(a) for a in args), {k: _summary(v) for k, v in kwargs.items()})
+
+            return hook
+
+        for path in wanted:
+            if path in modules:
+                handles.append(modules[path].register_forward_pre_hook(record(path), with_kwargs=True))
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
 
     def _assemble(self, positions: np.ndarray, outputs: dict[str, list[Any]], failed: list[tuple[int, str]]) -> Batch:
         import torch
@@ -320,7 +392,7 @@ class ExtractionRun:
         for t in self.targets:
             per_module = []
             for m in t.modules:
-                k = self._pools[m].index(t.pool)
+                k = self._pools[m].index(t.key)
                 calls = [c[k] for c in outputs[m]]
                 if t.name in self._split_calls:  # calls of different shapes: one variable each
                     for i, c in enumerate(calls):
@@ -375,7 +447,7 @@ class ExtractionRun:
         if x is None:
             raise InputError(f"Input {self.inputs.ids[first]!r} cannot be used: {failed[0][1]}.")
         self._check_tensor_inputs(x)
-        with torch.inference_mode(), Capture(self.bb.model, list(self._pools), self._transform) as cap:
+        with self.bb.forward_lock, torch.inference_mode(), self._context_hooks(x), Capture(self.bb.model, list(self._pools), self._transform, early_exit=not getattr(self.bb._loaded, "call_dims", None)) as cap:
             try:
                 outputs = cap.run(lambda: self._forward(x))
             except (RuntimeError, ValueError, AssertionError, TypeError) as e:
@@ -385,21 +457,21 @@ class ExtractionRun:
             self._output_index.update(cap.output_index)
         specs = {}
         for t in self.targets:
-            k = [self._pools[m].index(t.pool) for m in t.modules]
+            k = [self._pools[m].index(t.key) for m in t.modules]
             calls = len(outputs[t.modules[0]])
             shapes = {tuple(c[k[0]].shape) for c in outputs[t.modules[0]]}
             if len(shapes) > 1 and not t.stacked:
                 # e.g. a Bottleneck's shared ReLU: 64, 64 then 256 channels
                 self._split_calls.add(t.name)
                 for i, c in enumerate(outputs[t.modules[0]]):
-                    dims = pooled_dims(infer_layout(tuple(c[k[0]].shape), self.bb.prefix_tokens, self.bb.modality == "text"), t.pool, self.flatten)
+                    dims = pooled_dims(self._layouts[(t.modules[0], t.view)], t.pool, self.flatten)
                     attrs = {"module": t.modules[0], "call": i, "pool": str(t.pool) if t.pool else "", "output_index": self._output_index.get(t.modules[0], -1)}
                     specs[f"{t.name}#{i}"] = VarSpec(("sample", *dims), tuple(c[k[0]].shape[1:]), _numpy(c[k[0]][:0]).dtype, attrs)
                 continue
             if t.stacked:
                 self._check_stackable(t, [tuple(outputs[m][0][i].shape[1:]) for m, i in zip(t.modules, k)])
             sample = outputs[t.modules[0]][0][k[0]]
-            layout = self._layouts[t.modules[0]]
+            layout = self._layouts[(t.modules[0], t.view)]
             dims = pooled_dims(layout, t.pool, self.flatten)
             shape = list(sample.shape[1:])
             if self.bb.modality == "text" and "token" in dims:
@@ -409,21 +481,25 @@ class ExtractionRun:
                 lead_dims.append("layer")
                 lead_shape.append(len(t.modules))
             if calls > 1:
-                lead_dims.append("call")
+                # a source may name the calls (CORnet: time steps) and then runs whole forwards
+                lead_dims.append(getattr(self.bb._loaded, "call_dims", {}).get(t.modules[0], "call"))
                 lead_shape.append(calls)
             attrs: dict[str, Any] = {"pool": str(t.pool) if t.pool else "", "output_index": self._output_index.get(t.modules[0], -1)}
             if t.stacked:
                 attrs["modules"] = json.dumps(list(t.modules))
             else:
                 attrs["module"] = t.modules[0]
-            if layout.nhwc:
-                attrs["layout"] = "NHWC, moved to channel-first"
+            if layout.note:
+                attrs["layout"] = layout.note
+            if t.view:
+                attrs["stage"] = t.view
+            attrs["family"] = self.bb.adapter.family
             if layout.grid and "token" in dims:
                 attrs["prefix_tokens"] = layout.prefix_tokens
                 attrs["grid"] = f"{layout.grid[0]}x{layout.grid[1]}"
             coords = {}
             if t.stacked:
-                block_paths = self.bb.nodes.get("block", list(t.modules))
+                block_paths = list(t.blocks) or self.bb.nodes.get("block", list(t.modules))
                 coords = {"layer": ("layer", np.arange(len(t.modules))), "module": ("layer", np.asarray(block_paths[: len(t.modules)], dtype=str))}
             specs[t.name] = VarSpec(("sample", *lead_dims, *dims), (*lead_shape, *shape), _numpy(sample[:0]).dtype, attrs, coords)
         return specs
@@ -513,6 +589,17 @@ class _ImageItems:
             return pos, None, str(e)
         except (ValueError, TypeError) as e:  # a bad in-memory array: recorded like a bad file
             return pos, None, str(e).splitlines()[0][:200]
+
+
+def _summary(value: Any) -> Any:
+    """A module argument as the layout context keeps it: tensors as their shape."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return tuple(int(i) for i in value.shape)
+    if isinstance(value, tuple | list) and all(isinstance(v, int) for v in value):
+        return tuple(value)
+    return value if isinstance(value, int | float | str | bool | type(None)) else type(value).__name__
 
 
 def _all_finite(x: Any) -> bool:

@@ -1,10 +1,13 @@
 """Which modules to capture: layer specs and node roles -> targets.
 
 A layer is a module path (`layer3`, `blocks.5.attn`), a glob (`blocks.*.attn`, one target
-per match), a block index (`-1` is the last repeated block), or a node role (`attn`, `mlp`,
-`block`: one target stacked over depth along `layer`).
+per match), a block index (`-1` is the last repeated block), a stage (`stage2`, HF
+`out_indices` numbering, `stage0` the stem: what `AutoBackbone` / timm `features_only` give),
+or a node role (`attn`, `mlp`, `block`: stacked over depth along `layer`; on a hierarchical
+model one variable per stage, `block.stage1`, `block.stage2`, ...).
 
 >>> targets = select(bb, layers=["layer3", -1], nodes=None, pool="mean")   # doctest: +SKIP
+>>> targets = select(bb, stages=[1, 2])                                    # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from nbfeat.errors import UnknownLayerError, closest
 
 ROLES = ("attn", "mlp", "block")
 _INDEX = re.compile(r"^-?\d+$")
+_STAGE = re.compile(r"^stage(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -29,16 +33,23 @@ class Target:
     modules: tuple[str, ...]
     stacked: bool
     pool: PoolSpec | None
+    view: str = ""  # "stage2": the adapter's stage post-processing (AutoBackbone semantics)
+    blocks: tuple[str, ...] = ()  # stacked: the block path at each depth (the `module` coord)
+
+    @property
+    def key(self) -> tuple[PoolSpec | None, str]:
+        """What the capture of one module computes for this target: (pooling, view)."""
+        return (self.pool, self.view)
 
 
-def select(bb: Any, layers: Any = None, nodes: Any = None, pool: Any = None) -> list[Target]:
-    """Resolve user layer/node specs against a Backbone; unknown names list close matches."""
+def select(bb: Any, layers: Any = None, nodes: Any = None, pool: Any = None, stages: Any = None) -> list[Target]:
+    """Resolve user layer/node/stage specs against a Backbone; unknown names list close matches."""
     per_layer_pool: dict[str, Any] = {}
     if isinstance(layers, dict):  # {"layer3": {"pool": ...}} or {"layer3": "mean"}
         for key, value in layers.items():
             per_layer_pool[str(key)] = value.get("pool") if isinstance(value, dict) else value
         layers = list(layers)
-    specs = _as_list(layers) + [_role(n, bb) for n in _as_list(nodes)]
+    specs = _as_list(layers) + [_role(n, bb) for n in _as_list(nodes)] + [_stage_name(s) for s in _as_list(stages)]
     if not specs:
         specs = [-1] if bb.blocks else []
     if not specs:
@@ -46,12 +57,12 @@ def select(bb: Any, layers: Any = None, nodes: Any = None, pool: Any = None) -> 
     targets: dict[str, Target] = {}
     for spec in specs:
         key = str(spec)
-        for name, modules, stacked in _expand(bb, spec):
-            if name not in targets:
-                targets[name] = Target(name, modules, stacked, None)
-            per_layer_pool.setdefault(name, per_layer_pool.get(key))
+        for t in _expand(bb, spec):
+            if t.name not in targets:
+                targets[t.name] = t
+            per_layer_pool.setdefault(t.name, per_layer_pool.get(key))
     pools = _pools(pool, per_layer_pool, list(targets))
-    return [Target(t.name, t.modules, t.stacked, pools.get(t.name)) for t in targets.values()]
+    return [Target(t.name, t.modules, t.stacked, pools.get(t.name), t.view, t.blocks) for t in targets.values()]
 
 
 def _as_list(spec: Any) -> list[Any]:
@@ -62,13 +73,21 @@ def _as_list(spec: Any) -> list[Any]:
     return list(spec)
 
 
+def _stage_name(spec: Any) -> str:
+    if isinstance(spec, int) or (isinstance(spec, str) and _INDEX.match(spec)):
+        return f"stage{int(spec)}"
+    if isinstance(spec, str) and (_STAGE.match(spec) or spec == "stem"):
+        return spec
+    raise UnknownLayerError(f"stages={spec!r}: give stage numbers (HF out_indices numbering, 0 is the stem), e.g. stages=[1, 2].")
+
+
 def _role(name: Any, bb: Any) -> str:
     if str(name) not in ROLES:
         raise UnknownLayerError(f"Unknown node role {name!r}: use one of {', '.join(ROLES)}.")
     return str(name)
 
 
-def _expand(bb: Any, spec: Any) -> list[tuple[str, tuple[str, ...], bool]]:
+def _expand(bb: Any, spec: Any) -> list[Target]:
     paths = bb.layers()
     if isinstance(spec, int) or (isinstance(spec, str) and _INDEX.match(spec)):
         i = int(spec)
@@ -77,24 +96,54 @@ def _expand(bb: Any, spec: Any) -> list[tuple[str, tuple[str, ...], bool]]:
         if not -len(bb.blocks) <= i < len(bb.blocks):
             raise UnknownLayerError(f"Block index {i} is out of range: {bb.id} has {len(bb.blocks)} blocks.")
         path = bb.blocks[i]
-        return [(path, (path,), False)]
+        return [Target(path, (path,), False, None)]
     spec = str(spec)
     if spec in ROLES and spec not in paths:
-        modules = bb.nodes.get(spec)
-        if not modules:
-            have = ", ".join(bb.nodes) or "none"
-            raise UnknownLayerError(f"{bb.id} has no '{spec}' node at every depth (roles found: {have}); pick modules with layers=.")
-        return [(spec, tuple(modules), True)]
+        return _role_targets(bb, spec)
     if spec in paths:
-        return [(spec, (spec,), False)]
+        return [Target(spec, (spec,), False, None)]
+    if spec == "stem" or _STAGE.match(spec):
+        return [_stage_target(bb, spec)]
     if any(ch in spec for ch in "*?["):
         hits = [p for p in paths if fnmatch.fnmatchcase(p, spec)]
         if hits:
-            return [(p, (p,), False) for p in hits]
+            return [Target(p, (p,), False, None) for p in hits]
         raise UnknownLayerError(f"No layer of {bb.id} matches {spec!r}. Close: {', '.join(closest(spec.replace('*', ''), paths)) or 'none'}. See bb.layers().")
     hits = closest(spec, paths)
     hint = f" Did you mean: {', '.join(hits)}?" if hits else ""
     raise UnknownLayerError(f"Unknown layer {spec!r} for {bb.id}.{hint} See bb.layers() or bb.tree().")
+
+
+def _role_targets(bb: Any, role: str) -> list[Target]:
+    """One stacked target per node group: `block`, or `block.stage1`, `block.stage2`, ..."""
+    groups = bb.adapter.groups()
+    out = []
+    for g in groups:
+        per = [bb.adapter.roles(b) for b in g.blocks]
+        if not per or not all(role in p for p in per):
+            continue
+        name = f"{role}.{g.name}" if g.name else role
+        out.append(Target(name, tuple(p[role] for p in per), True, None, "", tuple(g.blocks)))
+    if not out:
+        have = ", ".join(bb.nodes) or "none"
+        raise UnknownLayerError(f"{bb.id} has no '{role}' node at every depth (roles found: {have}); pick modules with layers=.")
+    return out
+
+
+def _stage_target(bb: Any, spec: str) -> Target:
+    stages = bb.stages
+    family = bb.adapter.family
+    if not stages:
+        raise UnknownLayerError(
+            f"{bb.id} ({family}) has no stages nbfeat knows; stages are known for the families in docs/support.md. "
+            f"Use block indices (layers=-1) or module paths instead."
+        )
+    index = 0 if spec == "stem" else int(spec[len("stage"):])
+    by_index = {s.index: s for s in stages}
+    if index not in by_index:
+        raise UnknownLayerError(f"{bb.id} has stages {', '.join(s.name for s in stages)}; {spec!r} is not one of them.")
+    stage = by_index[index]
+    return Target(stage.name, (stage.module,), False, None, stage.name)
 
 
 def _pools(pool: Any, per_layer: dict[str, Any], names: list[str]) -> dict[str, PoolSpec | None]:

@@ -15,7 +15,6 @@ from functools import cached_property
 from typing import Any
 
 from nbfeat._version import __version__
-from nbfeat.models.blocks import find_blocks, find_roles
 from nbfeat.models.loaded import Loaded
 
 
@@ -63,14 +62,27 @@ class Backbone:
         return [p for p, _ in self.model.named_modules() if p]
 
     @cached_property
+    def adapter(self) -> Any:
+        """The family adapter (nbfeat.models.adapters): roles, layouts and stages, as data."""
+        from nbfeat.models.adapters import adapter_for
+
+        return adapter_for(self.model, self._loaded)
+
+    @cached_property
     def blocks(self) -> list[str]:
         """Module paths of the repeated blocks (what block indices like -1 refer to)."""
-        return find_blocks(self.model)
+        return self.adapter.blocks()
 
     @cached_property
     def nodes(self) -> dict[str, list[str]]:
         """Node roles -> module path at each depth: `block`, and `attn`/`mlp` where present."""
-        return find_roles(self.model, self.blocks)
+        return self.adapter.nodes()
+
+    @cached_property
+    def stages(self) -> list[Any]:
+        """Stages in HF `out_indices` numbering (`stages[0]` is stage0, the stem, where the
+        library counts one): `Stage(index, module, blocks)`; [] when the family has none."""
+        return self.adapter.stages()
 
     def dummy_inputs(self, batch_size: int = 1, device: Any = "cpu") -> tuple[tuple[Any, ...], dict[str, Any]]:
         """`(args, kwargs)` such that `bb.model(*args, **kwargs)` runs (use device="meta" for shapes)."""
@@ -84,13 +96,13 @@ class Backbone:
 
     # ---- extraction ------------------------------------------------------------------
 
-    def prepare(self, inputs: Any, layers: Any = None, nodes: Any = None, pool: Any = None, flatten: bool = False, batch_size: int = 32, num_workers: int | None = None, device: Any = None, ids: list[str] | None = None, labels: list[str] | None = None, length_buckets: bool = True) -> Any:
+    def prepare(self, inputs: Any, layers: Any = None, nodes: Any = None, pool: Any = None, flatten: bool = False, batch_size: int = 32, num_workers: int | None = None, device: Any = None, ids: list[str] | None = None, labels: list[str] | None = None, stages: Any = None, length_buckets: bool = True) -> Any:
         """An ExtractionRun (batches on demand); `extract` is prepare + collect."""
         from nbfeat.engine.run import ExtractionRun
 
         if device is not None:
             self.to(device)
-        return ExtractionRun(self, inputs, layers=layers, nodes=nodes, pool=pool, flatten=flatten, batch_size=batch_size, num_workers=num_workers, ids=ids, labels=labels, length_buckets=length_buckets)
+        return ExtractionRun(self, inputs, layers=layers, nodes=nodes, pool=pool, flatten=flatten, batch_size=batch_size, num_workers=num_workers, ids=ids, labels=labels, stages=stages, length_buckets=length_buckets)
 
     def extract(
         self,
@@ -108,6 +120,7 @@ class Backbone:
         client: Any = None,
         progress: bool = True,
         overwrite: bool = False,
+        stages: Any = None,
         length_buckets: bool = True,
     ) -> Any:
         """Extract features for `inputs` as labelled xarray.
@@ -116,7 +129,10 @@ class Backbone:
             inputs: image folder, paths, PIL images, arrays, an NxCxHxW tensor, or texts.
             layers: module paths, globs (`blocks.*.attn`), block indices (-1), or roles;
                 a dict `{layer: pool}` sets pooling per layer.
-            nodes: roles `attn`, `mlp`, `block`, stacked over depth along `layer`.
+            nodes: roles `attn`, `mlp`, `block`, stacked over depth along `layer`; on a
+                hierarchical model one variable per stage (`block.stage1`, ...).
+            stages: stage numbers in HF `out_indices` numbering (0: the stem), each the
+                tensor `AutoBackbone.feature_maps` / timm `features_only` gives (`bb.stages`).
             pool: one spec for all layers or `{layer: spec}`: mean, max, cls, last,
                 flatten, ("avg2d", k), ("max2d", k).
             flatten: flatten each sample's features to a `feature` dim.
@@ -130,7 +146,7 @@ class Backbone:
         Example:
             >>> ds = bb.extract("images/", layers=["layer3", "layer4"], pool="mean")   # doctest: +SKIP
         """
-        run = self.prepare(inputs, layers=layers, nodes=nodes, pool=pool, flatten=flatten, batch_size=batch_size, num_workers=num_workers, device=device, ids=ids, labels=labels, length_buckets=length_buckets)
+        run = self.prepare(inputs, layers=layers, nodes=nodes, pool=pool, flatten=flatten, batch_size=batch_size, num_workers=num_workers, device=device, ids=ids, labels=labels, stages=stages, length_buckets=length_buckets)
         if out is not None:
             from nbfeat import store
 
@@ -141,6 +157,20 @@ class Backbone:
 
             raise NbfeatError("client= needs out= (a zarr store the workers write to).")
         return run.to_xarray(progress=progress)
+
+    @property
+    def forward_lock(self) -> Any:
+        """A lock held while an extraction's hooks are on the model: threads sharing this
+        backbone run their forward passes one at a time, each with its own hooks."""
+        lock = self.__dict__.get("_forward_lock")
+        if lock is None:
+            import threading
+
+            lock = self.__dict__.setdefault("_forward_lock", threading.RLock())
+        return lock
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_forward_lock"}  # locks do not pickle
 
     def to(self, device: Any) -> Backbone:
         """Move the model to `device` (in place); returns self."""
@@ -162,6 +192,7 @@ class Backbone:
             "model_kwargs": self._model_kwargs or None,
             "channels_last": self.channels_last,
             "amp": self.amp,
+            **self._loaded.load_kwargs,
         }
 
     def autocast(self) -> Any:
@@ -193,9 +224,11 @@ class Backbone:
             # autocast changes the values as much as a dtype does: it is part of this key
             "dtype": str(self.dtype or torch.float32).replace("torch.", "") + (f"+autocast({str(self.amp_dtype).replace('torch.', '')})" if self.amp else ""),
             "memory_format": "channels_last" if self.channels_last else "contiguous",
+            "family": self.adapter.family,
             "nbfeat_version": __version__,
             "torch_version": torch.__version__,
             **self._loaded.versions,
+            **self._loaded.attrs,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
 

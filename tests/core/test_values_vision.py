@@ -106,7 +106,10 @@ def test_timm_vit_nodes_and_layers(tmp_path, image_dir, name, kwargs, prefix):
     assert_values(grid[last].values[:, :, 0, 0], patches.mean(dim=1))
     glob = bb.extract(image_dir, layers="blocks.*.mlp", pool="mean", progress=False)
     assert list(glob.data_vars) == [f"blocks.{i}.mlp" for i in range(len(ref.blocks))]
-    assert_values(glob["blocks.1.mlp"].values, want["mlp"][:, 1].mean(dim=1))
+    # mean skips the class/register tokens (timm's global_pool="avg"); mean_all keeps them
+    assert_values(glob["blocks.1.mlp"].values, want["mlp"][:, 1, prefix:].mean(dim=1))
+    every = bb.extract(image_dir, layers="blocks.1.mlp", pool="mean_all", progress=False)
+    assert_values(every["blocks.1.mlp"].values, want["mlp"][:, 1].mean(dim=1))
 
 
 def test_torchvision_alexnet_early_and_late(tmp_path, image_dir):

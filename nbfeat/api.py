@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from nbfeat.errors import NbfeatError
 from nbfeat.models.backbone import Backbone
 
 RANDOM_INIT_SEED = 0
 
 
 def load(
-    model: str,
+    model: Any,
     pretrained: bool = True,
     weights: str | None = None,
     device: Any = None,
@@ -26,51 +27,82 @@ def load(
     model_kwargs: dict[str, Any] | None = None,
     channels_last: bool = False,
     amp: bool = False,
+    preprocess: Any = None,
+    name: str | None = None,
+    modality: str | None = None,
+    tokenizer: Any = None,
 ) -> Backbone:
-    """Load a backbone by id (`timm:...`, `torchvision:...`, `hf:<hub id or dir>`, or an alias).
+    """Load a backbone by id (`timm:...`, `torchvision:...`, `hf:<hub id or dir>`,
+    `openclip:<arch>/<tag>`, `diffusers:<hub id or dir>`, `cornet:cornet_s`, an alias) or
+    from your own `torch.nn.Module`.
 
     Args:
-        model: the model id; `nbfeat.list_models()` lists them.
+        model: the model id (`nbfeat.list_models()` lists them), or a `torch.nn.Module`.
         pretrained: download (or take from the local cache) the published weights;
             False gives random weights, seeded so every process builds the same model.
-        weights: a local checkpoint file (timm/torchvision) or a local Hugging Face
-            directory; loaded with `weights_only=True`.
+        weights: a local checkpoint file (timm/torchvision/CORnet/open_clip) or a local
+            Hugging Face directory; loaded with `weights_only=True`.
         device: "cpu", "cuda", ... (default: cuda when available).
         dtype: e.g. "bfloat16" for the model and its inputs.
         trust_remote_code: allow a Hugging Face repo's own code to run (off by default).
-        model_kwargs: passed to the model constructor (`timm.create_model`,
-            `torchvision.models.get_model`), e.g. `{"img_size": 224}`.
+        model_kwargs: passed to the source: the model constructor (`timm.create_model`,
+            `torchvision.models.get_model`), e.g. `{"img_size": 448}`; for `diffusers:`
+            `{"timestep": 100, "prompt": "", "seed": 0}`; for CORnet `{"times": 5}`.
         channels_last: run convolutions in NHWC memory format (faster for CNNs on recent
             GPUs and CPUs); outputs keep the usual channel-first dims.
         amp: run the forward pass under `torch.autocast` (bfloat16; float16 on GPUs
             without bfloat16) while the weights stay in their dtype.
+        preprocess: the image transform: a preset name ("imagenet": resize 256, crop 224,
+            ImageNet mean/std; "clip"; "default": the source's own), a torchvision
+            transform, or any callable PIL image -> CHW tensor. Recorded in provenance.
+        name: the model id shown for a module (default `module:<class>`).
+        modality: "image" or "text": which tower of a two-tower model (open_clip), or what
+            a module takes (text modules also need `tokenizer=`).
+        tokenizer: the tokenizer of a text module.
 
     Example:
-        >>> bb = nbfeat.load("resnet50", pretrained=False)      # doctest: +SKIP
+        >>> bb = nbfeat.load("resnet50", pretrained=False, preprocess="imagenet")  # doctest: +SKIP
+        >>> bb = nbfeat.load(my_module, preprocess=my_transform, name="my-net")    # doctest: +SKIP
     """
-    from nbfeat.models.sources import hf as hf_source, timm as timm_source, torchvision as torchvision_source
     from nbfeat.models.backbone import _as_dtype
-    from nbfeat.models.registry import resolve
+    from nbfeat.models.registry import Resolved, lookup
+    from nbfeat.models.sources import Request, get_source
+    from nbfeat.models.sources import preprocess as presets
+    from nbfeat.models.sources.module import is_module
 
     if isinstance(model, Backbone):
         return model
     import torch
 
-    source, name = resolve(str(model))
     torch_dtype = _as_dtype(dtype)
-    # Random weights are seeded (without touching the caller's RNG), so a resumed run, a
-    # Dask worker and a rerun all build the same model.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RANDOM_INIT_SEED)
-        if source == "timm":
-            loaded = timm_source.load(name, pretrained, weights, model_kwargs or {})
-        elif source == "torchvision":
-            loaded = torchvision_source.load(name, pretrained, weights, model_kwargs or {})
-        else:
-            loaded = hf_source.load(name, pretrained, weights, trust_remote_code=trust_remote_code, dtype=torch_dtype)
-    if loaded.weights == "random":
-        loaded.weights = f"random(seed={RANDOM_INIT_SEED})"
-    return Backbone(f"{source}:{name}", source, name, loaded, pretrained=pretrained, weights=weights, device=device, dtype=torch_dtype, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs, channels_last=channels_last, amp=amp)
+    if is_module(model):
+        label, loaded = get_source("module").load_module(model, preprocess=preprocess, name=name, modality=modality, tokenizer=tokenizer)
+        r = Resolved("module", label)
+        model_id = label
+    else:
+        r = lookup(str(model))
+        source = get_source(r.source)
+        source.check_installed()  # the pip command, before anything is downloaded
+        kwargs = {**r.model_kwargs, **(model_kwargs or {})}
+        # Random weights are seeded (without touching the caller's RNG), so a resumed run, a
+        # Dask worker and a rerun all build the same model.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_INIT_SEED)
+            loaded = source.load(Request(r.name, pretrained, weights, kwargs, trust_remote_code, torch_dtype, modality))
+        if modality is not None and loaded.modality != modality:
+            raise NbfeatError(f"'{r.id}' is a{'n' if loaded.modality == 'image' else ''} {loaded.modality} model; modality={modality!r} does not apply to it.")
+        presets.apply(loaded, preprocess)
+        if preprocess is not None:
+            loaded.load_kwargs.setdefault("preprocess", preprocess)
+        if loaded.weights == "random":
+            loaded.weights = f"random(seed={RANDOM_INIT_SEED})"
+        if r.shown:
+            loaded.attrs.setdefault("resolved", r.shown)
+        model_kwargs = kwargs or None
+        model_id = r.id
+    bb = Backbone(model_id, r.source, r.name, loaded, pretrained=pretrained, weights=weights, device=device, dtype=torch_dtype, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs, channels_last=channels_last, amp=amp)
+    bb.resolved = r.shown  # e.g. "SAM(sam_vit_b) -> timm:samvit_base_patch16.sa1b"; "" when typed as is
+    return bb
 
 
 def extract(
@@ -88,25 +120,30 @@ def extract(
     amp: bool = False,
     pretrained: bool = True,
     weights: Any = None,
+    model_kwargs: dict[str, Any] | None = None,
     ids: list[str] | None = None,
     labels: list[str] | None = None,
     out: str | None = None,
     client: Any = None,
     progress: bool = True,
     overwrite: bool = False,
+    preprocess: Any = None,
 ) -> Any:
     """Extract from one model (returns what `Backbone.extract` returns) or several.
 
     With several models, `layers`, `nodes`, `pool` and `weights` may be dicts keyed by
     model id; the result is a `DataTree` with one child per model (`/` in ids becomes
     `--`). With `out=`, each model streams to `<out>/<model>` ... see `Backbone.extract`.
-    `device`, `dtype`, `channels_last`, `amp`, `pretrained` and `weights` go to `nbfeat.load`.
+    `device`, `dtype`, `channels_last`, `amp`, `pretrained`, `weights`, `model_kwargs` and
+    `preprocess` go to `nbfeat.load` (`weights`, `model_kwargs` and `preprocess` may be keyed
+    by model id too). A `torch.nn.Module` in `models` is loaded with `nbfeat.load(module)`.
 
     Example:
         >>> dt = nbfeat.extract(["resnet18", "alexnet"], "images/", layers=-1, pretrained=False)  # doctest: +SKIP
     """
     many = isinstance(models, list | tuple)
     items = list(models) if many else [models]
+    items = [load(m) if _is_module(m) else m for m in items]  # a module's id is its name
     ids_ = [str(m.id if isinstance(m, Backbone) else m) for m in items]
 
     def for_model(value: Any, mid: str) -> Any:
@@ -117,7 +154,7 @@ def extract(
 
     results = {}
     for mid, m in zip(ids_, items):
-        bb = m if isinstance(m, Backbone) else load(mid, pretrained=pretrained, weights=for_model(weights, mid), device=device, dtype=dtype, channels_last=channels_last, amp=amp)
+        bb = m if isinstance(m, Backbone) else load(mid, pretrained=pretrained, weights=for_model(weights, mid), model_kwargs=for_model(model_kwargs, mid), preprocess=for_model(preprocess, mid), device=device, dtype=dtype, channels_last=channels_last, amp=amp)
         target = None if out is None else (out if not many else os.path.join(os.fspath(out), mid.replace("/", "--").replace(":", "_") + ".zarr"))
         results[mid] = bb.extract(
             inputs, layers=for_model(layers, mid), nodes=for_model(nodes, mid), pool=for_model(pool, mid),
@@ -127,6 +164,10 @@ def extract(
     if not many:
         return results[ids_[0]]
     return _tree_of_models(results)
+
+
+def _is_module(obj: Any) -> bool:
+    return type(obj).__module__.split(".")[0] != "builtins" and hasattr(obj, "state_dict") and hasattr(obj, "named_modules")
 
 
 def _tree_of_models(results: dict[str, Any]) -> Any:

@@ -20,3 +20,7 @@ class Loaded:
     max_length: int | None = None  # text context
     preprocessing: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    # appended for the source contract (issue 15)
+    attrs: dict[str, Any] = field(default_factory=dict)  # extra provenance attrs (str/int/float)
+    load_kwargs: dict[str, Any] = field(default_factory=dict)  # nbfeat.load arguments beyond the id
+    call_dims: dict[str, str] = field(default_factory=dict)  # module path -> dim name of its calls

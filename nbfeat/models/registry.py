@@ -1,65 +1,117 @@
 """Model ids (`source:name`), the alias table, and the model listing.
 
+Every source sits behind one contract (`nbfeat.models.sources.base.Source`); this module only
+turns what a user typed into a source and a name, through the alias table.
+
 >>> resolve("resnet50")
 ('torchvision', 'resnet50')
+>>> lookup("SAM(sam_vit_b)").shown
+'SAM(sam_vit_b) -> timm:samvit_base_patch16.sa1b'
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
-from functools import lru_cache
-from typing import TYPE_CHECKING
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from nbfeat.errors import UnknownModelError, closest
-from nbfeat.models.aliases import ALIASES
+from nbfeat.errors import NbfeatError, UnknownModelError, closest
+from nbfeat.models.aliases import ALIASES, UNSHIPPED
+from nbfeat.models.sources import BARE_ORDER, REGISTRY, all_sources, get_source
 
 if TYPE_CHECKING:
     import pandas as pd
 
-SOURCES = ("timm", "torchvision", "hf")
+SOURCES = tuple(REGISTRY)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class Resolved:
+    """What a typed name stands for: source, name, the alias used and its model_kwargs."""
+
+    source: str
+    name: str
+    typed: str = ""
+    alias: str = ""  # the alias-table key (or "hub id") when one was used
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.source}:{self.name}"
+
+    @property
+    def shown(self) -> str:
+        """`typed -> source:name` when the typed name was an alias, else ''."""
+        return f"{self.typed} -> {self.id}" if self.typed and self.typed != self.id else ""
 
 
 def resolve(model_id: str) -> tuple[str, str]:
     """Turn an alias or `source:name` into `(source, name)`; a bare name is looked up.
 
-    A bare name is tried as an alias, then torchvision, then timm. `hf:` names are not
-    checked here (a hub id or a local directory is checked when loaded).
+    A bare name is tried as an alias, then torchvision, then timm, then CORnet; a bare
+    `org/name` is a Hugging Face hub id. `hf:` names are not checked here (a hub id or a
+    local directory is checked when loaded).
     """
-    model_id = model_id.strip()
-    if model_id in ALIASES:
-        model_id = ALIASES[model_id][0]
-    source, sep, name = model_id.partition(":")
-    if sep and source in SOURCES:
-        if source != "hf":
-            _check_known(source, name)
-        return source, name
-    if sep and source not in SOURCES and not os.path.exists(model_id):
+    r = lookup(model_id)
+    return r.source, r.name
+
+
+def lookup(model_id: str) -> Resolved:
+    """Like `resolve`, with the alias used and its model_kwargs (`Resolved.shown`)."""
+    typed = model_id.strip()
+    alias = _alias_key(typed)
+    if alias is not None:
+        entry = ALIASES[alias]
+        source, _, name = entry.id.partition(":")
+        return Resolved(source, get_source(source).resolve(name), typed, alias, dict(entry.model_kwargs))
+    unshipped = _unshipped_key(typed)
+    if unshipped is not None:
+        raise NbfeatError(UNSHIPPED[unshipped])
+    source, sep, name = typed.partition(":")
+    if sep and source in REGISTRY:
+        return Resolved(source, get_source(source).resolve(name), typed)
+    if os.path.isdir(typed):
+        kind = "diffusers" if os.path.isfile(os.path.join(typed, "model_index.json")) else "hf"
+        return Resolved(kind, typed, typed if kind != "hf" else "")
+    if sep and not os.path.exists(typed):
         raise UnknownModelError(
-            f"Unknown model source '{source}' in '{model_id}': use one of "
-            + ", ".join(f"'{s}:'" for s in SOURCES)
-            + "."
+            f"Unknown model source '{source}' in '{typed}': use one of " + ", ".join(f"'{s}:'" for s in SOURCES) + "."
         )
-    if os.path.isdir(model_id):
-        return "hf", model_id
-    if model_id in _torchvision_names():
-        return "torchvision", model_id
-    if _timm_base(model_id) in _timm_names():
-        return "timm", model_id
-    raise UnknownModelError(_unknown_message(model_id))
+    for prefix in BARE_ORDER:
+        src = get_source(prefix)
+        if src.knows(typed):
+            return Resolved(prefix, typed)
+    if _HUB_ID.match(typed):
+        return Resolved("hf", typed, typed, "hub id")
+    raise UnknownModelError(unknown_message(typed))
 
 
-def _check_known(source: str, name: str) -> None:
-    known = _torchvision_names() if source == "torchvision" else _timm_names()
-    base = name if source == "torchvision" else _timm_base(name)
-    if base not in known:
-        raise UnknownModelError(_unknown_message(f"{source}:{name}"))
+def _alias_key(typed: str) -> str | None:
+    if typed in ALIASES:
+        return typed
+    key = _norm(typed)
+    return next((a for a in ALIASES if _norm(a) == key), None)
 
 
-def _unknown_message(model_id: str) -> str:
+def _unshipped_key(typed: str) -> str | None:
+    key = _norm(typed)
+    return next((a for a in UNSHIPPED if _norm(a) == key or _norm(a.partition("(")[0]) == key), None)
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"\s+", "", name).lower()
+
+
+def unknown_message(model_id: str) -> str:
+    """'Unknown model ...' with the closest ids (same source first) and where to list them."""
     name = model_id.partition(":")[2] or model_id
-    candidates = [*ALIASES, *(f"torchvision:{n}" for n in _torchvision_names())]
-    candidates += [f"timm:{n}" for n in (*_timm_names(), *_timm_names(pretrained_tags=True))]
+    candidates = [*ALIASES]
+    for prefix in ("torchvision", "timm", "cornet"):
+        candidates += [f"{prefix}:{n}" for n in get_source(prefix).names()]
+    candidates += [f"timm:{n}" for n in _timm_base_names()]
     # match on the bare name so "timm:resnt50" finds "timm:resnet50"; same source first
     source = model_id.partition(":")[0] if ":" in model_id else ""
     candidates.sort(key=lambda c: not c.startswith(source + ":") if source else 0)
@@ -70,54 +122,34 @@ def _unknown_message(model_id: str) -> str:
     hint = f" Did you mean: {', '.join(hits)}?" if hits else ""
     return (
         f"Unknown model '{model_id}'.{hint} "
-        "List models with nbfeat.list_models('pattern'); Hugging Face models take 'hf:<hub id or dir>'."
+        "List models with nbfeat.list_models('pattern'); Hugging Face models take 'hf:<hub id or dir>'; "
+        "your own torch.nn.Module loads with nbfeat.load(module)."
     )
 
 
-def _timm_base(name: str) -> str:
-    return name.partition(".")[0]
+def _timm_base_names() -> tuple[str, ...]:
+    from nbfeat.models.sources.timm import _names
 
-
-@lru_cache(maxsize=2)
-def _timm_names(pretrained_tags: bool = False) -> tuple[str, ...]:
-    import timm
-
-    return tuple(timm.list_models(pretrained=pretrained_tags))
-
-
-@lru_cache(maxsize=1)
-def _torchvision_names() -> tuple[str, ...]:
-    import torchvision
-
-    return tuple(torchvision.models.list_models())
-
-
-def _hf_cached() -> list[str]:
-    """Hub ids found in the local Hugging Face cache (usable offline)."""
-    try:
-        from huggingface_hub import scan_cache_dir
-
-        return sorted(r.repo_id for r in scan_cache_dir().repos if r.repo_type == "model")
-    except Exception:  # no cache dir yet, or an unreadable one: nothing cached
-        return []
+    return _names(False)
 
 
 def list_models(pattern: str | None = None) -> pd.DataFrame:
     """A table of model ids from every source plus the named families.
 
     `pattern` is a case-insensitive substring or a glob (`*dinov2*`). Columns: id, source,
-    modality, family, extra (pip command needed, if any), note.
+    modality, family, extra (the pip command a row needs, '' when none), note.
 
     >>> nbfeat.list_models("dinov2").head()   # doctest: +SKIP
     """
     import pandas as pd
 
     rows = []
-    for alias, (mid, family, modality, extra, note) in ALIASES.items():
-        rows.append((alias, mid.partition(":")[0], modality, family, extra, f"alias of {mid}" + (f"; {note}" if note else "")))
-    rows += [(f"torchvision:{n}", "torchvision", "image", "", "", "") for n in _torchvision_names()]
-    rows += [(f"timm:{n}", "timm", "image", "", "", "") for n in _timm_names(pretrained_tags=True)]
-    rows += [(f"hf:{r}", "hf", "", "", "", "in the local cache") for r in _hf_cached()]
+    for alias, entry in ALIASES.items():
+        source = entry.id.partition(":")[0]
+        note = f"alias of {entry.id}" + (f" with model_kwargs={entry.model_kwargs}" if entry.model_kwargs else "")
+        rows.append((alias, source, entry.modality, entry.family, get_source(source).pip(), note + (f"; {entry.note}" if entry.note else "")))
+    for src in all_sources():
+        rows += src.rows()
     df = pd.DataFrame(rows, columns=["id", "source", "modality", "family", "extra", "note"])
     if pattern:
         pat = pattern.lower()
@@ -129,4 +161,4 @@ def list_models(pattern: str | None = None) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-__all__ = ["list_models", "resolve"]
+__all__ = ["Resolved", "list_models", "lookup", "resolve"]

@@ -13,6 +13,7 @@ from nbfeat.errors import NbfeatError
 from nbfeat.models import checkpoints
 from nbfeat.models.hub import hf_token, offline_error, offline_unless_reachable
 from nbfeat.models.loaded import Loaded
+from nbfeat.models.sources.base import Request, Source
 
 
 def load(
@@ -139,3 +140,54 @@ def _hub_error(name: str, e: OSError) -> Exception:
     if os.path.isdir(name):
         return NbfeatError(f"Could not load the Hugging Face model in {name}: {text.splitlines()[0][:200]}")
     return offline_error(f"hf:{name}", e)
+
+
+class HFSource(Source):
+    """`hf:<hub id or local directory>`; preprocessing: the repo's own image processor or tokenizer."""
+
+    name = "hf"
+    checks_names = False  # a hub id or a folder: checked when loaded
+    default_preprocess = "the repository's own AutoImageProcessor (or tokenizer for text)"
+
+    def names(self) -> list[str]:
+        """Hub ids in the local Hugging Face cache (usable offline)."""
+        try:
+            from huggingface_hub import scan_cache_dir
+
+            return sorted(r.repo_id for r in scan_cache_dir().repos if r.repo_type == "model")
+        except Exception:  # no cache dir yet, or an unreadable one: nothing cached
+            return []
+
+    def rows(self) -> list[tuple[str, str, str, str, str, str]]:
+        return [(f"hf:{n}", "hf", "", "", "", "in the local cache") for n in self.names()]
+
+    def build(self, name: str, model_kwargs: dict[str, Any]) -> Any:
+        from transformers import AutoConfig, AutoModel
+
+        return AutoModel.from_config(AutoConfig.from_pretrained(name, token=hf_token()))
+
+    def load(self, req: Request) -> Loaded:
+        _refuse_diffusers_folder(req.weights if req.weights is not None else req.name)
+        return load(req.name, req.pretrained, req.weights, trust_remote_code=req.trust_remote_code, dtype=req.dtype)
+
+
+def _refuse_diffusers_folder(path: str) -> None:
+    """A diffusers pipeline or UNet folder is not a transformers model: say where it goes."""
+    import json
+
+    if not os.path.isdir(path):
+        return
+    if os.path.isfile(os.path.join(path, "model_index.json")):
+        raise NbfeatError(f"{path} is a diffusers pipeline: load it with nbfeat.load('diffusers:{path}').")
+    cfg = os.path.join(path, "config.json")
+    try:
+        with open(cfg) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return
+    if isinstance(data, dict) and "_diffusers_version" in data:
+        raise NbfeatError(
+            f"{path} holds a diffusers {data.get('_class_name', 'model')}, not a transformers model: "
+            f"load the pipeline folder around it with nbfeat.load('diffusers:<pipeline dir>') "
+            "(the UNet needs its VAE and scheduler to make features from images)."
+        )

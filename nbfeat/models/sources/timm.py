@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
+from nbfeat.errors import UnknownModelError
 from nbfeat.models import checkpoints
 from nbfeat.models.hub import offline_error, offline_unless_reachable
 from nbfeat.models.loaded import Loaded
+from nbfeat.models.sources.base import Request, Source
 
 
 def load(name: str, pretrained: bool, weights: str | None, model_kwargs: dict[str, Any]) -> Loaded:
@@ -52,3 +55,39 @@ def _hub_tag(model: Any, name: str) -> str:
 
 def _jsonable(cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
+
+
+class TimmSource(Source):
+    """`timm:<name>[.<pretrained tag>]`; preprocessing: the model's pretrained_cfg (timm's own)."""
+
+    name = "timm"
+    bare = True
+    default_preprocess = "timm's resolve_data_config for the weights (e.g. resize 248 / crop 224 for ImageNet ViTs)"
+
+    def names(self) -> tuple[str, ...]:
+        return _names(pretrained_tags=True)
+
+    def knows(self, name: str) -> bool:
+        return name.partition(".")[0] in _names(False)
+
+    def resolve(self, name: str) -> str:
+        if self.knows(name):
+            return name
+        from nbfeat.models.registry import unknown_message
+
+        raise UnknownModelError(unknown_message(f"timm:{name}"))
+
+    def build(self, name: str, model_kwargs: dict[str, Any]) -> Any:
+        import timm
+
+        return timm.create_model(name, pretrained=False, **model_kwargs)
+
+    def load(self, req: Request) -> Loaded:
+        return load(req.name, req.pretrained, req.weights, req.model_kwargs)
+
+
+@lru_cache(maxsize=2)
+def _names(pretrained_tags: bool = False) -> tuple[str, ...]:
+    import timm
+
+    return tuple(timm.list_models(pretrained=pretrained_tags))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
+from nbfeat.errors import UnknownModelError
 from nbfeat.models import checkpoints
 from nbfeat.models.hub import offline_error
 from nbfeat.models.loaded import Loaded
+from nbfeat.models.sources.base import Request, Source
 
 
 def load(name: str, pretrained: bool, weights: str | None, model_kwargs: dict[str, Any]) -> Loaded:
@@ -47,3 +50,36 @@ def load(name: str, pretrained: bool, weights: str | None, model_kwargs: dict[st
         preprocessing={"transforms": " ".join(repr(transform).split())},
         versions={"torchvision_version": torchvision.__version__},
     )
+
+
+class TorchvisionSource(Source):
+    """`torchvision:<name>`; preprocessing: the DEFAULT weights enum's own transforms."""
+
+    name = "torchvision"
+    bare = True
+    default_preprocess = "the weights enum's own transforms (resnet50 V2: resize 232, crop 224)"
+
+    def names(self) -> tuple[str, ...]:
+        return _names()
+
+    def resolve(self, name: str) -> str:
+        if self.knows(name):
+            return name
+        from nbfeat.models.registry import unknown_message
+
+        raise UnknownModelError(unknown_message(f"torchvision:{name}"))
+
+    def build(self, name: str, model_kwargs: dict[str, Any]) -> Any:
+        from torchvision.models import get_model
+
+        return get_model(name, weights=None, **model_kwargs)
+
+    def load(self, req: Request) -> Loaded:
+        return load(req.name, req.pretrained, req.weights, req.model_kwargs)
+
+
+@lru_cache(maxsize=1)
+def _names() -> tuple[str, ...]:
+    import torchvision
+
+    return tuple(torchvision.models.list_models())

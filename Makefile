@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := .make
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-# Tests and the demo never reach a model hub: weights come from a local cache or are random.
+# Tests never reach a model hub: weights come from a local cache or are random (the demo
+# target unsets these: see below).
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export NO_MKDOCS_2_WARNING := 1
@@ -35,8 +36,10 @@ $(STAMP)/chromium: | $(STAMP)
 	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	touch $@
 
+# The demo alone may reach the hub: pretrained weights when it answers (one line says which
+# weights ran); offline it falls back on its own. Tests stay offline (tests/conftest.py).
 demo: $(STAMP)/venv
-	$(BIN)/python -m nbfeat.demo --out demo_output --notebook notebooks/01_quickstart.ipynb
+	env -u HF_HUB_OFFLINE -u TRANSFORMERS_OFFLINE $(BIN)/python -m nbfeat.demo --out demo_output --notebook notebooks/01_quickstart.ipynb
 
 test: setup test-js test-py docs
 

@@ -52,6 +52,33 @@ def make_images(root: str | os.PathLike[str], per_class: int = 8, size: int = 16
     return root
 
 
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")  # photographs scikit-image ships
+
+
+def add_photos(root: str | os.PathLike[str], folder: str = "photos", side: int = 256) -> Path:
+    """Write the real photographs scikit-image ships (astronaut, coffee, chelsea the cat, a
+    rocket) into `root/<folder>/`, longest side `side` px; non-square on purpose.
+
+    >>> add_photos("sample_images")                       # doctest: +SKIP
+    PosixPath('sample_images/photos')
+    """
+    try:
+        import skimage.data
+    except ImportError:  # pragma: no cover - a dependency; the message says how to get it
+        from nbfeat.errors import NbfeatError
+
+        raise NbfeatError("The sample photographs come from scikit-image: pip install scikit-image") from None
+    from PIL import Image
+
+    out = Path(root) / folder
+    out.mkdir(parents=True, exist_ok=True)
+    for name in PHOTOS:
+        img = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+        img.thumbnail((side, side))
+        img.save(out / f"{name}.png")
+    return out
+
+
 def save_tiny_gpt2(path: str | os.PathLike[str], n_layer: int = 2, n_embd: int = 32, n_positions: int = 64, seed: int = 0) -> Path:
     """A GPT-2-shaped model (random weights) and a byte-level BPE tokenizer trained on a few sentences."""
     import torch

@@ -95,6 +95,12 @@ class BrowserWidget(NbfeatWidget):
         chosen = self._code_layers if self._code_layers is not None else ([self.layer] if self.layer else [])
         self.code = self.source.code(chosen, self.sample, layer=self.layer, depth=self.depth)
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The widget view plus a PNG of the current view (for pages without a kernel)."""
+        from nbfeat.widgets.snapshot import browser_png, with_png
+
+        return with_png(super()._repr_mimebundle_(**kwargs), lambda: browser_png(self))
+
     def _request_view(self, content: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Everything the view shows for one (sample, layer): thumbnail, PCA, channels."""
         i = int(content.get("sample", self.sample))

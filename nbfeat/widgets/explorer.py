@@ -39,6 +39,12 @@ class Explorer(ipywidgets.HBox):
             self.tree.selected = [first]
             self.tree.focused = first
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The widget view plus a PNG of the tree and the shown layer (for pages without a kernel)."""
+        from nbfeat.widgets.snapshot import explorer_png, with_png
+
+        return with_png(super()._repr_mimebundle_(**kwargs), lambda: explorer_png(self))
+
     @property
     def selected(self) -> list[str]:
         """The tree's selection (module paths); settable."""

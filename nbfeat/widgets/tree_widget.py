@@ -85,6 +85,12 @@ class TreeWidget(NbfeatWidget):
                 return r
         raise UnknownLayerError(f"{path!r} is not a module of {self.title or 'this model'}.{did_you_mean(path, self._path_list)}")
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The widget view plus a PNG of the tree and its selection (for pages without a kernel)."""
+        from nbfeat.widgets.snapshot import tree_png, with_png
+
+        return with_png(super()._repr_mimebundle_(**kwargs), lambda: tree_png(self))
+
     def __repr__(self) -> str:
         return f"<TreeWidget {self.title}: {len(self.rows)} modules, selected={self.selected}>"
 

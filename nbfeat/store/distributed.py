@@ -48,6 +48,12 @@ def write_distributed(
     if not pending:
         return
     spec, fingerprint = run.spec, run.fingerprint()
+    for value in spec["load"].values():  # a user's module travels by value: refuse now, with the reason
+        if callable(getattr(value, "blob", None)):
+            value.blob()
+    # per call: workers keep a prepared run per key, and in-memory inputs of the same ids
+    # may hold other content from one call to the next
+    samples_key = f"{samples_key}:{uuid.uuid4().hex}"
     # Scattered to every worker: a worker that dies takes only its own copy with it.
     inputs = client.scatter(run.inputs, broadcast=True, hash=False)
     todo = list(pending)

@@ -11,6 +11,7 @@ of paths, PIL images, uint8 arrays (HxWxC or NxHxWxC), model-ready float tensors
 from __future__ import annotations
 
 import glob as globlib
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,20 @@ class Inputs:
         if self.texts is not None:
             cols["text"] = self.texts
         return pd.DataFrame(cols)
+
+    def content_key(self, pos: int) -> str:
+        """What sample `pos` holds, as a short digest: file bytes (plus a stat signature
+        that lets a resume skip re-reading unchanged files), pixel or tensor bytes, or text.
+
+        >>> resolve_inputs(["a b", "c"], modality="text").content_key(1)   # doctest: +ELLIPSIS
+        'sha256:...'
+        """
+        item = self.items[pos]
+        if self.kind == "files":
+            return file_key(item)
+        if self.kind == "text":
+            return _digest(item.encode("utf-8"), b"text")
+        return _digest(*_item_bytes(item))
 
     def subset(self, positions: Any) -> Inputs:
         """The samples at `positions` (ids kept), e.g. for a preview or a shard."""
@@ -250,3 +265,74 @@ def _is_tensor(x: Any) -> bool:
 
 def _is_pil(x: Any) -> bool:
     return type(x).__module__.startswith("PIL.")
+
+
+# ---- content keys: what a sample holds, so a resume or the cache never serves stale values
+
+
+def file_signature(path: str) -> str:
+    """size, mtime, ctime and inode: any edit, rename or swap of the file changes one of them.
+
+    ctime cannot be set back by a program (os.utime sets it to now), so an edit that keeps
+    the mtime still shows; a copy elsewhere shows too, and is then confirmed by content.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return f"unreadable:{e.errno}"
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+
+
+def file_digest(path: str) -> str:
+    """`sha256:<hex>` of the file's bytes (`unreadable:<errno>` when it cannot be read)."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError as e:
+        return f"unreadable:{e.errno}"
+    return "sha256:" + h.hexdigest()[:32]
+
+
+def file_key(path: str) -> str:
+    """`<content digest>|<stat signature>` (the signature taken first: a later edit shows)."""
+    sig = file_signature(path)
+    return f"{file_digest(path)}|{sig}"
+
+
+def same_file(stored: str, path: str) -> bool:
+    """Whether `path` still holds what `stored` (a `file_key`) describes.
+
+    An unchanged stat signature is trusted without reading the file; otherwise the bytes
+    are hashed and compared (a touched or copied file with the same bytes is unchanged).
+    """
+    digest, _, sig = stored.partition("|")
+    if sig and not sig.startswith("unreadable") and file_signature(path) == sig:
+        return True
+    return file_digest(path) == digest
+
+
+def _digest(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(len(p).to_bytes(8, "little"))
+        h.update(p)
+    return "sha256:" + h.hexdigest()[:32]
+
+
+def _item_bytes(item: Any) -> tuple[Any, ...]:
+    """dtype/shape/mode header and raw bytes of an in-memory image, array or tensor row."""
+    import numpy as np
+
+    if _is_pil(item):
+        return f"PIL:{item.mode}:{item.size}".encode(), item.tobytes()
+    if _is_tensor(item):
+        t = item.detach().cpu().contiguous()
+        if str(t.dtype) == "torch.bfloat16":
+            import torch
+
+            t = t.view(torch.int16)
+        item = t.numpy()
+    a = np.ascontiguousarray(np.asarray(item))
+    return f"array:{a.dtype.str}:{a.shape}".encode(), (memoryview(a).cast("B") if a.size else b"")

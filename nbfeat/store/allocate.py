@@ -29,6 +29,7 @@ INTERNAL_ATTRS = (
     "nbfeat_spec",
     "nbfeat_samples",
     "nbfeat_skipped",
+    "nbfeat_key",
 )
 
 
@@ -65,8 +66,18 @@ def allocate(group: Any, run: Any, layout: Layout) -> None:
         attributes={"long_name": "why a sample failed"},
     )
 
+    group.create_array(
+        "input_key",
+        shape=(n,),
+        chunks=(c,),
+        dtype=str,
+        fill_value="",
+        dimension_names=("sample",),
+        attributes={"long_name": "content digest of each input (nbfeat.data.inputs.Inputs.content_key)"},
+    )
+
     coord_names: dict[str, list[str]] = {
-        "": [col for col in layout.sample_columns if col != "sample"] + ["status", "reason"]
+        "": [col for col in layout.sample_columns if col != "sample"] + ["status", "reason", "input_key"]
     }
     for v in layout.variables:
         spec = run.variables[v.name]
@@ -123,6 +134,7 @@ def allocate(group: Any, run: Any, layout: Layout) -> None:
             "nbfeat_layout": layout.to_json(),
             "nbfeat_spec": json.dumps(run.spec, sort_keys=True, default=str),
             "nbfeat_samples": samples_digest(run.samples),
+            "nbfeat_key": json.dumps(run.key(), sort_keys=True, default=str),
             "nbfeat_skipped": json.dumps([list(s) for s in getattr(run, "skipped", [])]),
         }
     )

@@ -44,6 +44,7 @@ class ChunkBuffer:
             }
         self.status = np.zeros(m, dtype=np.int8)
         self.reason = np.full(m, "", dtype=object)
+        self.keys = np.full(m, "", dtype=object)  # content key per sample (resume, cache)
 
     @property
     def full(self) -> bool:
@@ -65,13 +66,16 @@ class ChunkBuffer:
         for name, arr in batch.sample_coords.items():
             if name in self.tokens:
                 self.tokens[name][local, : arr.shape[1]] = arr[rows]
+        if batch.keys:
+            self.keys[local] = [batch.keys.get(int(p), "") for p in batch.positions[rows]]
         self.status[local] = OK
 
-    def fail(self, local: int, reason: str) -> None:
+    def fail(self, local: int, reason: str, key: str = "") -> None:
         for name, plan in self.plans.items():
             self._array(name)[local] = plan.fill
         self.status[local] = FAILED
         self.reason[local] = str(reason) or "failed"
+        self.keys[local] = key
 
     def _array(self, name: str) -> np.ndarray:
         if name not in self.data:
@@ -98,6 +102,7 @@ class ChunkWriter:
             for name in [path.rsplit("/", 1)[-1]]
         ]
         self.reason, self.status = group["reason"], group["status"]
+        self.keys = group["input_key"]
         self.root = _local_root(group) if durable else None
         self.on_written = on_written
         self.queue: queue.Queue[ChunkBuffer | None] = queue.Queue(maxsize=1)
@@ -154,6 +159,7 @@ class ChunkWriter:
         for name, arr in self.token_arrays:
             arr[region] = buf.tokens[name]
         self.reason[region] = buf.reason
+        self.keys[region] = buf.keys
         if self.root is not None:
             self._fsync(buf.index)
         self.status[region] = buf.status  # the done marker: only after the data is on disk
@@ -166,7 +172,7 @@ class ChunkWriter:
 
     def _fsync(self, index: int) -> None:
         keys = [(arr, piece) for arr in self.arrays.values() for piece in self.layout.pieces(index)]
-        keys += [(arr, index) for arr in [*(a for _, a in self.token_arrays), self.reason]]
+        keys += [(arr, index) for arr in [*(a for _, a in self.token_arrays), self.reason, self.keys]]
         for arr, i in keys:
             key = arr.metadata.encode_chunk_key((i,) + (0,) * (arr.ndim - 1))
             _fsync_path(os.path.join(self.root, arr.path, key))
@@ -179,18 +185,37 @@ def write_chunks(
     chunks: list[int],
     on_progress: Callable[[int], None] | None = None,
     durable: bool = True,
+    reuse: Any = None,
 ) -> int:
-    """Extract and write `chunks` (chunk indices) of `run` into `group`; returns samples done."""
+    """Extract and write `chunks` (chunk indices) of `run` into `group`; returns samples done.
+
+    `reuse` (a nbfeat.store.rebuild.Rebuild) supplies rows copied from an older store:
+    only the other rows are extracted.
+    """
     if not chunks:
         return 0
     chunk_set = set(int(c) for c in chunks)
     open_chunks: dict[int, ChunkBuffer] = {}
     writer = ChunkWriter(group, layout, durable)
     done = 0
-    batches = run.iter_batches(layout.chunk_positions(sorted(chunk_set)))
+    batches: Any = None
     try:
+        if reuse is not None:
+            for c in sorted(c for c in chunk_set if reuse.whole(c)):
+                buf = ChunkBuffer(layout, c)
+                reuse.fill(buf)
+                writer.submit(buf)
+                chunk_set.discard(c)
+                n = buf.stop - buf.start
+                done += n
+                if on_progress is not None:
+                    on_progress(n)
+            positions = np.concatenate([reuse.to_compute(c) for c in sorted(chunk_set)] or [np.zeros(0, np.int64)])
+        else:
+            positions = layout.chunk_positions(sorted(chunk_set))
+        batches = run.iter_batches(positions)
         for batch in batches:
-            n = _gather(batch, layout, chunk_set, open_chunks)
+            n = _gather(batch, layout, chunk_set, open_chunks, reuse)
             for index in [i for i, b in open_chunks.items() if b.full]:
                 writer.submit(open_chunks.pop(index))
             done += n
@@ -213,23 +238,23 @@ def write_chunks(
 
 
 def _gather(
-    batch: Any, layout: Layout, chunk_set: set[int], open_chunks: dict[int, ChunkBuffer]
+    batch: Any, layout: Layout, chunk_set: set[int], open_chunks: dict[int, ChunkBuffer], reuse: Any = None
 ) -> int:
     pos = np.asarray(batch.positions, dtype=np.int64)
     index = pos // layout.chunk
     for c in np.unique(index):
-        buf = _buffer(open_chunks, layout, int(c), chunk_set)
+        buf = _buffer(open_chunks, layout, int(c), chunk_set, reuse)
         rows = np.flatnonzero(index == c)
         buf.add(batch, rows, pos[rows] - buf.start)
     for p, reason in batch.failed:
         c = int(p) // layout.chunk
-        buf = _buffer(open_chunks, layout, c, chunk_set)
-        buf.fail(int(p) - buf.start, reason)
+        buf = _buffer(open_chunks, layout, c, chunk_set, reuse)
+        buf.fail(int(p) - buf.start, reason, batch.keys.get(int(p), ""))
     return len(pos) + len(batch.failed)
 
 
 def _buffer(
-    open_chunks: dict[int, ChunkBuffer], layout: Layout, c: int, chunk_set: set[int]
+    open_chunks: dict[int, ChunkBuffer], layout: Layout, c: int, chunk_set: set[int], reuse: Any = None
 ) -> ChunkBuffer:
     buf = open_chunks.get(c)
     if buf is None:
@@ -238,6 +263,8 @@ def _buffer(
                 f"The engine returned a sample outside the requested chunks (chunk {c})."
             )
         buf = open_chunks[c] = ChunkBuffer(layout, c)
+        if reuse is not None:
+            reuse.fill(buf)  # rows copied from the older store; the engine brings the rest
         chunk_set.discard(c)  # a chunk is filled once; a second visit would be a bug
     return buf
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: per-sample `input_key`
 # Big enough that a million samples of pooled features are a few hundred files, small enough
 # that one chunk in flight (plus one being written) keeps memory flat.
 TARGET_CHUNK_BYTES = 32 * 2**20

@@ -77,8 +77,9 @@ def open(path: Any, valid_only: bool = True) -> Any:  # noqa: A001 - nbfeat.open
     root = _root(obj)
     if valid_only:
         keep = np.flatnonzero(status == OK)
-        root = root.drop_vars(["status", "reason"])
+        root = root.drop_vars(["status", "reason", "input_key"], errors="ignore")
     else:
+        root = root.drop_vars(["input_key"], errors="ignore")
         root = root.assign_coords(status=("sample", status), valid=("sample", status == OK))
     root.attrs = attrs
     if isinstance(target, str):

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from typing import Any
+
+import numpy as np
 
 from nbfeat.errors import NbfeatError
 from nbfeat.store import safety
-from nbfeat.store.allocate import allocate, samples_digest
-from nbfeat.store.layout import Layout, plan
+from nbfeat.store.allocate import allocate
+from nbfeat.store.layout import PENDING, Layout, plan
 
 # extract arguments that do not change the values (batching, devices)
 _NOT_VALUES = {"batch_size", "num_workers", "device", "length_buckets"}
@@ -39,6 +42,9 @@ def open_for_run(
     target = resolve_target(path)
     if not is_local(target):
         return _open_other(run, target, path, overwrite, chunk_size)
+    from nbfeat.store.rebuild import recover
+
+    recover(target)
     kind = safety.state(target)
     if kind == "file":
         raise StoreMismatchError(f"{path} is a file, not a store: nbfeat will not replace it. Use a new path.")
@@ -69,9 +75,14 @@ def open_for_run(
             "Pass overwrite=True to rebuild it, or use a new path."
         ) from None
     _check_same(group, run, path)
+    if not same_samples(group, run):
+        from nbfeat.store.rebuild import Rebuild
+
+        return Rebuild.start(run, group, layout, target, path)
     from nbfeat.store.integrity import mark_missing_pending
 
     mark_missing_pending(group, layout)
+    refresh(group, layout, run, path)
     return group, layout
 
 
@@ -141,6 +152,7 @@ def _existing(target: Any) -> Any:
 
 
 def _check_same(group: Any, run: Any, path: Any) -> None:
+    """Refuse a store written by another extraction, naming what changed."""
     attrs = group.attrs
     layout = Layout.from_json(attrs["nbfeat_layout"])
     how = "Write to a new path, or pass overwrite=True to replace it."
@@ -158,10 +170,59 @@ def _check_same(group: Any, run: Any, path: Any) -> None:
         raise StoreMismatchError(
             f"{path} holds features from a different extraction ({detail}). {how}"
         )
-    if layout.n != len(run.samples) or attrs.get("nbfeat_samples") != samples_digest(run.samples):
-        raise StoreMismatchError(
-            f"{path} holds features for other inputs ({layout.n} samples in the store, {len(run.samples)} now, ids or paths differ). {how}"
+
+
+def same_samples(group: Any, run: Any) -> bool:
+    """Whether the store holds the run's sample ids, in the run's order."""
+    if group["sample"].shape[0] != len(run.inputs):
+        return False
+    stored = np.asarray(group["sample"][:], dtype=object)
+    return bool((stored == np.asarray(run.inputs.ids, dtype=object)).all())
+
+
+def stale_positions(group: Any, layout: Layout, run: Any, rows: np.ndarray | None = None) -> np.ndarray:
+    """Finished samples (store rows = run positions) whose input changed since they were written."""
+    status = group["status"][:]
+    done = np.flatnonzero(status != PENDING) if rows is None else rows
+    if not len(done):
+        return done
+    stored = np.asarray(group["input_key"][:], dtype=object)
+    return np.asarray([p for p in done if not input_unchanged(run, int(p), str(stored[p]))], dtype=np.int64)
+
+
+def input_unchanged(run: Any, pos: int, stored: str) -> bool:
+    """Whether input `pos` of `run` still holds what `stored` (its content key) describes."""
+    from nbfeat.data.inputs import same_file
+
+    if not stored:
+        return False
+    if run.inputs.kind == "files":
+        return same_file(stored, run.inputs.items[pos])
+    return run.input_keys([pos])[pos] == stored
+
+
+def refresh(group: Any, layout: Layout, run: Any, path: Any) -> list[int]:
+    """Same samples: mark the chunks of changed inputs pending; update per-sample coords."""
+    stale = stale_positions(group, layout, run)
+    chunks = sorted({int(p) // layout.chunk for p in stale})
+    if len(stale):
+        names = ", ".join(run.inputs.ids[int(p)] for p in stale[:5]) + (", ..." if len(stale) > 5 else "")
+        warnings.warn(
+            f"{len(stale)} input(s) changed since {path} was written ({names}): their features are recomputed.",
+            UserWarning,
+            stacklevel=4,
         )
+    for c in chunks:
+        start, stop = layout.chunk_range(c)
+        group["status"][start:stop] = np.full(stop - start, PENDING, dtype=np.int8)
+    samples = run.samples
+    for col in layout.sample_columns:
+        if col == "sample":
+            continue
+        new = np.asarray(samples[col], dtype=object)
+        if not (np.asarray(group[col][:], dtype=object) == new).all():
+            group[col][:] = new  # e.g. other labels= or a changed text (its chunk is recomputed)
+    return chunks
 
 
 def describe_differences(attrs: Any, run: Any) -> list[str]:
@@ -178,6 +239,15 @@ def describe_differences(attrs: Any, run: Any) -> list[str]:
             diffs.append(
                 f"{key}: {_short(old_spec.get(key))} in the store, {_short(new_spec.get(key))} now"
             )
+    if "nbfeat_key" in attrs:
+        from nbfeat.store.key import differences
+
+        said = {"model", "weights", "dtype", "preprocessing"} | ({"targets", "variables", "flatten"} if diffs else set())
+        diffs += [
+            d
+            for d in differences(json.loads(attrs["nbfeat_key"]), json.loads(json.dumps(run.key(), default=str)))
+            if d.split(":", 1)[0].split(".", 1)[0] not in said
+        ]
     if not diffs:
         old_vars = {
             v.name: (v.dims, v.shape) for v in Layout.from_json(attrs["nbfeat_layout"]).variables

@@ -60,6 +60,27 @@ def state(root: str | os.PathLike[str]) -> str:
     return "nbfeat" if "nbfeat_fingerprint" in attrs else "unfinished"
 
 
+def foreign_files(root: str | os.PathLike[str]) -> list[Path]:
+    """Files under the store at `root` that nbfeat did not write (what `remove_store` keeps)."""
+    root = Path(root)
+    nodes = {m.parent for m in root.rglob("zarr.json")}
+    out = []
+    for f in root.rglob("*"):
+        if f.is_dir() and not f.is_symlink():
+            continue
+        if f == root / MARKER or (f.name == "zarr.json"):
+            continue
+        rel = f.relative_to(root).parts
+        ours = any(
+            node in f.parents and len(f.relative_to(node).parts) > 1 and f.relative_to(node).parts[0] == "c"
+            and all(_is_chunk_part(p) for p in f.relative_to(node).parts[1:])
+            for node in nodes
+        )
+        if not ours and rel:
+            out.append(f)
+    return out
+
+
 def remove_store(root: str | os.PathLike[str]) -> None:
     """Delete the files nbfeat wrote in the store at `root`; anything else stays where it is."""
     root = Path(root)

@@ -15,6 +15,8 @@ from typing import Any
 
 from nbfeat.store.allocate import failure_records
 from nbfeat.store.chunks import write_chunks
+from nbfeat.store.lock import store_lock
+from nbfeat.store.rebuild import Rebuild
 from nbfeat.store.resume import open_for_run, resolve_target
 
 
@@ -31,8 +33,10 @@ def write(
 
     Memory stays flat whatever the number of samples. Killed and started again with the same
     arguments, it continues where it stopped and ends with the same values. A store written
-    by a different extraction is refused (`overwrite=True` replaces it). Inputs that cannot be
-    read are recorded (`status`, `reason`), not fatal.
+    by a different extraction is refused, naming what changed (`overwrite=True` replaces it);
+    inputs that changed since are recomputed, and when the inputs gained or lost samples only
+    the new ones are extracted. Inputs that cannot be read are recorded (`status`,
+    `reason`), not fatal. One writer per store at a time: a second one gets StoreBusyError.
 
     Args:
         run: an ExtractionRun (`bb.prepare(...)`).
@@ -46,33 +50,44 @@ def write(
     Example:
         >>> write(bb.prepare("images/", layers="layer4"), "feats.zarr")   # doctest: +SKIP
     """
-    group, layout = open_for_run(run, path, overwrite=overwrite, chunk_size=chunk_size)
-    done = layout.done_chunks(group["status"][:])
-    pending = [c for c in range(layout.n_chunks) if not done[c]]
-    initial = layout.n - len(layout.chunk_positions(pending))
-    with _bar(progress, layout.n, initial) as update:
-        try:
-            if client is None:
-                write_chunks(run, group, layout, pending, on_progress=update)
-            else:
-                from nbfeat.store.distributed import write_distributed
+    target = resolve_target(path)
+    with store_lock(target):
+        opened = open_for_run(run, path, overwrite=overwrite, chunk_size=chunk_size)
+        rebuild = opened if isinstance(opened, Rebuild) else None
+        group, layout = (rebuild.group, rebuild.layout) if rebuild else opened
+        where = rebuild.tmp if rebuild else target
+        done = layout.done_chunks(group["status"][:])
+        pending = [c for c in range(layout.n_chunks) if not done[c]]
+        initial = layout.n - len(layout.chunk_positions(pending))
+        with _bar(progress, layout.n, initial) as update:
+            try:
+                if client is None:
+                    write_chunks(run, group, layout, pending, on_progress=update, reuse=rebuild)
+                else:
+                    from nbfeat.store.distributed import write_distributed
 
-                write_distributed(
-                    run,
-                    resolve_target(path),
-                    layout,
-                    pending,
-                    client,
-                    on_progress=update,
-                    samples_key=group.attrs["nbfeat_samples"],
-                )
-        except KeyboardInterrupt:
-            if progress:
-                sys.stderr.write(
-                    f"Interrupted: finished chunks are kept in {path}; run the same call again to resume.\n"
-                )
-            raise
-    _finalize(group, layout)
+                    if rebuild is not None:  # copy what is reusable here; workers extract the rest
+                        whole = [c for c in pending if rebuild.whole(c)]
+                        write_chunks(run, group, layout, whole, on_progress=update, reuse=rebuild)
+                        pending = [c for c in pending if c not in set(whole)]
+                    write_distributed(
+                        run,
+                        where,
+                        layout,
+                        pending,
+                        client,
+                        on_progress=update,
+                        samples_key=group.attrs["nbfeat_samples"],
+                    )
+            except KeyboardInterrupt:
+                if progress:
+                    sys.stderr.write(
+                        f"Interrupted: finished chunks are kept in {path}; run the same call again to resume.\n"
+                    )
+                raise
+        _finalize(group, layout)
+        if rebuild is not None:
+            rebuild.swap()
 
 
 def _finalize(group: Any, layout: Any) -> None:

@@ -2,7 +2,9 @@
 
 Accepted: an image folder (recursive; the parent folder name is the label), a glob, a list
 of paths, PIL images, uint8 arrays (HxWxC or NxHxWxC), model-ready float tensors or arrays
-(NxCxHxW), a dict {id: image}, or, for text models, a string or a list of strings.
+(NxCxHxW), a dict {id: image}, or, for text models, a string, a list of strings, a dict
+{id: text}, or a `.txt` file path (one text per line; blank lines skipped, ids
+`<file>:<line>`).
 
 >>> inp = resolve_inputs("images/", modality="image")     # doctest: +SKIP
 >>> inp.samples.head()                                    # doctest: +SKIP
@@ -109,7 +111,12 @@ def _duplicates(ids: list[str]) -> list[str]:
     return [i for i, n in Counter(ids).items() if n > 1]
 
 
+TEXT_FILE_EXTENSIONS = (".txt",)
+
+
 def _texts(inputs: Any) -> Inputs:
+    if isinstance(inputs, os.PathLike) or (isinstance(inputs, str) and _is_text_file(inputs)):
+        return _text_file(os.fspath(inputs))
     if isinstance(inputs, str):
         inputs = [inputs]
     if isinstance(inputs, dict):
@@ -121,6 +128,32 @@ def _texts(inputs: Any) -> Inputs:
     if bad:
         raise InputError(f"A text model takes strings; got {bad[0]}.")
     return Inputs("text", keys, [""] * len(texts), [""] * len(texts), texts, texts=list(texts))
+
+
+def _is_text_file(text: str) -> bool:
+    """A one-line string naming an existing `.txt` file (anything else is a text itself)."""
+    return "\n" not in text and text.lower().endswith(TEXT_FILE_EXTENSIONS) and os.path.isfile(text)
+
+
+def _text_file(path: str) -> Inputs:
+    """One text per line of a UTF-8 file. Blank (whitespace-only) lines are skipped; the
+    sample id is `<file name>:<line number>` (1-based, blank lines counted), so an id points
+    at its line in the file; line endings are dropped, other whitespace kept."""
+    if not os.path.isfile(path):
+        raise InputError(f"No such text file: {path!r}.")
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8.") from None
+    except OSError as e:
+        raise InputError(f"Cannot read {path}: {e.strerror}.") from None
+    name, full = os.path.basename(path), os.path.abspath(path)
+    rows = [(f"{name}:{i + 1}", line) for i, line in enumerate(lines) if line.strip()]
+    if not rows:
+        raise InputError(f"{path} holds no text (every line is blank).")
+    ids, texts = [r[0] for r in rows], [r[1] for r in rows]
+    return Inputs("text", ids, [""] * len(texts), [full] * len(texts), texts, texts=list(texts))
 
 
 def _images(inputs: Any) -> Inputs:

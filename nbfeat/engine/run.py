@@ -175,7 +175,7 @@ class ExtractionRun:
                 # Hooks live only while one batch runs, never across a yield: a paused,
                 # closed or abandoned generator leaves the user's model as it was. The
                 # backbone's lock serialises forward passes from several threads.
-                with self.bb.forward_lock, torch.inference_mode(), Capture(self.bb.model, list(self._pools), self._transform, early_exit=not getattr(self.bb._loaded, "call_dims", None)) as cap:
+                with self.bb.forward_lock, torch.inference_mode(), Capture(self.bb.model, list(self._pools), self._transform, early_exit=self._early_exit) as cap:
                     parts = [self._assemble(p[sl], self._capture(cap, _rows(x, sl)), []) for sl in self._slices(len(p))]
                 batch = _concat(parts, failed)
                 batch.keys = keys
@@ -184,6 +184,12 @@ class ExtractionRun:
             close = getattr(loader, "close", None)
             if close is not None:
                 close()
+
+    @property
+    def _early_exit(self) -> bool:
+        # not when a source runs whole forwards per call (CORnet) or a family reuses one
+        # module at every depth (ALBERT: the shared layer's first call is not its last)
+        return not getattr(self.bb._loaded, "call_dims", None) and getattr(self.bb.adapter, "early_exit", True)
 
     def _slices(self, n: int) -> list[slice]:
         step = self._forward_limit or n
@@ -226,15 +232,18 @@ class ExtractionRun:
     # ---- inputs ----------------------------------------------------------------------
 
     def _tokenize(self) -> None:
-        tok = self.bb.tokenizer
+        """Token ids and token_text per text, up front (nbfeat.engine.tokens): the
+        tokenizer's special tokens kept, its own truncation at the model's context."""
+        from nbfeat.engine.tokens import tokenize
+
         limit = self.bb.max_length
-        texts = self.inputs.texts or []
-        full = tok(texts, add_special_tokens=True, truncation=False)["input_ids"]
-        ids = [row[:limit] if limit else row for row in full]
-        long = sum(len(a) > len(b) for a, b in zip(full, ids))
-        if long:
+        enc = tokenize(self.bb.tokenizer, self.inputs.texts or [], limit)
+        ids = enc.ids
+        self._pieces = enc.pieces
+        if enc.truncated:
             warnings.warn(
-                f"{long} text(s) longer than the model's context ({limit} tokens) were truncated.",
+                f"{enc.truncated} of {len(ids)} text(s) longer than the model's context ({limit} tokens) were truncated "
+                "(special tokens kept).",
                 UserWarning,
                 stacklevel=4,
             )
@@ -391,6 +400,7 @@ class ExtractionRun:
         features = {}
         for t in self.targets:
             per_module = []
+            seen: dict[str, int] = {}
             for m in t.modules:
                 k = self._pools[m].index(t.key)
                 calls = [c[k] for c in outputs[m]]
@@ -398,6 +408,10 @@ class ExtractionRun:
                     for i, c in enumerate(calls):
                         features[f"{t.name}#{i}"] = _numpy(c)
                     break
+                if t.stacked and t.modules.count(m) > 1:  # one module at every depth (ALBERT): depth i is its i-th call
+                    seen[m] = seen.get(m, -1) + 1
+                    per_module.append(calls[seen[m]])
+                    continue
                 per_module.append(calls[0] if len(calls) == 1 else torch.stack(calls, dim=1))
             else:
                 x = self._stacks.take(t.name, per_module) if t.stacked else per_module[0]
@@ -427,13 +441,12 @@ class ExtractionRun:
         return np.pad(arr, pad, constant_values=np.nan)
 
     def _token_coords(self, positions: np.ndarray) -> dict[str, np.ndarray]:
-        tok = self.bb.tokenizer
         text = np.full((len(positions), self._tmax), "", dtype=object)
         mask = np.zeros((len(positions), self._tmax), dtype=bool)
         for i, p in enumerate(positions):
-            row = self._ids[int(p)]
-            text[i, : len(row)] = [tok.decode([t]) for t in row]
-            mask[i, : len(row)] = True
+            pieces = self._pieces[int(p)]
+            text[i, : len(pieces)] = pieces
+            mask[i, : len(pieces)] = True
         return {"token_text": text.astype(str), "mask": mask}
 
     # ---- the probe: variable specs before the first batch ----------------------------
@@ -447,7 +460,7 @@ class ExtractionRun:
         if x is None:
             raise InputError(f"Input {self.inputs.ids[first]!r} cannot be used: {failed[0][1]}.")
         self._check_tensor_inputs(x)
-        with self.bb.forward_lock, torch.inference_mode(), self._context_hooks(x), Capture(self.bb.model, list(self._pools), self._transform, early_exit=not getattr(self.bb._loaded, "call_dims", None)) as cap:
+        with self.bb.forward_lock, torch.inference_mode(), self._context_hooks(x), Capture(self.bb.model, list(self._pools), self._transform, early_exit=self._early_exit) as cap:
             try:
                 outputs = cap.run(lambda: self._forward(x))
             except (RuntimeError, ValueError, AssertionError, TypeError) as e:
@@ -458,7 +471,7 @@ class ExtractionRun:
         specs = {}
         for t in self.targets:
             k = [self._pools[m].index(t.key) for m in t.modules]
-            calls = len(outputs[t.modules[0]])
+            calls = len(outputs[t.modules[0]]) // t.modules.count(t.modules[0])  # ALBERT: one call per depth
             shapes = {tuple(c[k[0]].shape) for c in outputs[t.modules[0]]}
             if len(shapes) > 1 and not t.stacked:
                 # e.g. a Bottleneck's shared ReLU: 64, 64 then 256 channels

@@ -32,10 +32,11 @@ def load(
     try:
         with offline_unless_reachable():
             config = AutoConfig.from_pretrained(local, **kw)
+            auto = _model_class(config) or AutoModel
             if pretrained or weights is not None:
-                model = AutoModel.from_pretrained(local, config=config, dtype=dtype, **kw)
+                model = auto.from_pretrained(local, config=config, dtype=dtype, **kw)
             else:
-                model = AutoModel.from_config(config, trust_remote_code=trust_remote_code)
+                model = auto.from_config(config, trust_remote_code=trust_remote_code) if auto is AutoModel else auto(config)
             processor, tokenizer = _preprocessors(local, model, kw)
     except OSError as e:
         raise _hub_error(name, e) from None
@@ -122,12 +123,24 @@ def _prefix_tokens(config: Any) -> int:
 
 
 def _context_length(config: Any, tokenizer: Any) -> int | None:
-    for key in ("n_positions", "max_position_embeddings"):
-        value = getattr(config, key, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    limit = getattr(tokenizer, "model_max_length", None)
-    return limit if isinstance(limit, int) and limit < 10**6 else None
+    """Tokens per text, from the tokenizer and the position table as the model uses it."""
+    from nbfeat.models.adapters.text import context_length
+
+    return context_length(config, tokenizer)
+
+
+# Encoder-decoder text models whose features come from the encoder alone: AutoModel would
+# build the whole pair (and ask for decoder inputs).
+_ENCODER_ONLY = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
+
+
+def _model_class(config: Any) -> Any:
+    name = _ENCODER_ONLY.get(getattr(config, "model_type", ""))
+    if name is None:
+        return None
+    import transformers
+
+    return getattr(transformers, name)
 
 
 def _hub_error(name: str, e: OSError) -> Exception:
@@ -164,7 +177,9 @@ class HFSource(Source):
     def build(self, name: str, model_kwargs: dict[str, Any]) -> Any:
         from transformers import AutoConfig, AutoModel
 
-        return AutoModel.from_config(AutoConfig.from_pretrained(name, token=hf_token()))
+        config = AutoConfig.from_pretrained(name, token=hf_token())
+        auto = _model_class(config)
+        return auto(config) if auto is not None else AutoModel.from_config(config)
 
     def load(self, req: Request) -> Loaded:
         _refuse_diffusers_folder(req.weights if req.weights is not None else req.name)

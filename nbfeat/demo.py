@@ -127,14 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     store = out / "features.zarr"
     ds = m.bb.extract(images, layers=m.layers, pool="mean", out=store, overwrite=True, progress=False)
     elapsed = time.perf_counter() - t0
-    ds = ds.load()
-    labels = ds["label"].values
-    print(f"\nextracted {ds.sizes['sample']} samples in {elapsed:.1f} s -> {store}")
-    print(f"{'layer':<14}{'dims':<22}{'shape':<16}1-NN accuracy (chance {1 / (len(CLASSES) + 1):.2f})")
-    for name, var in ds.data_vars.items():
-        acc = nearest_neighbour_accuracy(var.values, labels)
-        print(f"{name:<14}{str(var.dims):<22}{str(var.shape):<16}{acc:.2f}")
-    print(f"failed inputs: {ds.attrs['n_failed']}")
+    arrays = ds.nbfeat.to_numpy()  # a Dataset, or a DataTree when the layers' shapes differ
+    labels = np.asarray(ds["label"].values)
+    print(f"\nextracted {len(labels)} samples in {elapsed:.1f} s -> {store}")
+    print(f"{'layer':<26}{'shape':<16}1-NN accuracy (chance {1 / (len(CLASSES) + 1):.2f})")
+    for name, values in arrays.items():
+        print(f"{name.rpartition('/')[2]:<26}{str(values.shape):<16}{nearest_neighbour_accuracy(values, labels):.2f}")
+    print(f"failed inputs: {ds.attrs.get('n_failed', 0)}")
     if args.notebook:
         html = run_notebook(Path(args.notebook), out)
         print(f"\nnotebook: executed {args.notebook} -> {html.resolve()} (plots and saved widget views included)")

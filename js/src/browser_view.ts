@@ -5,6 +5,7 @@ import type { AnyModel } from "@anywidget/types";
 import type { NdArray } from "./codec";
 import { finiteRange, paintHeat, paintRGB, toBytes } from "./colormap";
 import { button, h, listen } from "./dom";
+import { clickFraction, type LinkedMap, similarityRow, stripRow } from "./linked_views";
 import { insertCellBelow } from "./notebook_cell";
 import { type Reply, Rpc } from "./rpc";
 
@@ -24,6 +25,7 @@ export interface BrowserState {
   channel: number;
   depth: number;
   n_top: number;
+  linked_layers: string[];
   code: string;
 }
 
@@ -72,11 +74,13 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
   const status = h("div", { className: "nbfeat-status nbfeat-browser-status" });
   const main = h("div", { className: "nbfeat-browser-main" });
   const channelsBox = h("div", { className: "nbfeat-channels" });
+  const stripBox = h("div", { className: "nbfeat-linked-box nbfeat-strip-box" });
+  const simBox = h("div", { className: "nbfeat-linked-box nbfeat-sim-box" });
   const codePre = h("pre", { className: "nbfeat-code-text" });
   const copyBtn = button("Copy code", "copy", "Copy the code that reproduces this view (run it in a fresh kernel)");
   const cellBtn = button("To cell", "to-cell", "Insert the code as a new cell below (copies it where there is no notebook)");
   const codeBox = h("div", { className: "nbfeat-code" }, codePre, h("div", { className: "nbfeat-code-actions" }, copyBtn, cellBtn));
-  const root = h("div", { className: "nbfeat-browser" }, title, toolbar, status, main, channelsBox, codeBox);
+  const root = h("div", { className: "nbfeat-browser" }, title, toolbar, status, main, simBox, stripBox, channelsBox, codeBox);
   el.classList.add("nbfeat-widget");
   el.append(root);
 
@@ -123,6 +127,8 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
       status.textContent = "Pick a layer (in the tree, or above).";
       main.replaceChildren();
       channelsBox.replaceChildren();
+      simBox.replaceChildren();
+      stripBox.replaceChildren();
       return;
     }
     const sample = model.get("sample") ?? 0;
@@ -145,11 +151,71 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
       show(reply, thumbs.get(sample));
       root.dataset.state = "ready";
       root.dataset.layer = layer;
+      const spatial = (reply.meta as unknown as ViewMeta).view === "spatial";
+      if (spatial) void loadStrip(sample, layer);
+      else stripBox.replaceChildren();
+      if (spatial && lastClick) void loadSimilarity(lastClick[0], lastClick[1]);
+      else simBox.replaceChildren();
     } catch (e) {
       if (ticket !== latest) return;
       status.textContent = (e as Error).message;
       status.classList.add("nbfeat-error");
       root.dataset.state = "error";
+    }
+  };
+
+  // the linked views: a clicked patch (kept across layers and samples) and the layer strip
+  let lastClick: [number, number] | null = null;
+  let simTicket = 0;
+  let stripTicket = 0;
+  const loadSimilarity = async (fy: number, fx: number) => {
+    const ticket = ++simTicket;
+    const layer = model.get("layer");
+    simBox.dataset.state = "loading";
+    try {
+      const reply = await rpc.request("similarity", { sample: model.get("sample") ?? 0, layer, depth: model.get("depth") ?? 0, fy, fx });
+      if (ticket !== simTicket) return;
+      const arr = reply.arrays.get("similarity");
+      const maps = (reply.meta.maps ?? []) as LinkedMap[];
+      if (!arr) return;
+      const skipped = (reply.meta.skipped ?? []) as string[];
+      simBox.replaceChildren(
+        h("div", {
+          className: "nbfeat-caption",
+          text: `cosine similarity to the clicked patch (outlined), at ${layer} and the linked layers${skipped.length ? ` (no spatial map: ${skipped.join(", ")})` : ""}`,
+        }),
+        similarityRow(maps, arr, layer),
+      );
+      simBox.dataset.state = "ready";
+      simBox.dataset.patch = `${fy.toFixed(3)},${fx.toFixed(3)}`;
+    } catch (e) {
+      if (ticket !== simTicket) return;
+      simBox.replaceChildren(h("div", { className: "nbfeat-note nbfeat-error", text: (e as Error).message }));
+      simBox.dataset.state = "error";
+    }
+  };
+  const loadStrip = async (sample: number, layer: string) => {
+    const linked = model.get("linked_layers") ?? [];
+    if (linked.length < 2) {
+      stripBox.replaceChildren();
+      return;
+    }
+    const ticket = ++stripTicket;
+    stripBox.dataset.state = "loading";
+    try {
+      const reply = await rpc.request("strip", { sample });
+      if (ticket !== stripTicket) return;
+      const arr = reply.arrays.get("strip");
+      if (!arr) return;
+      stripBox.replaceChildren(
+        h("div", { className: "nbfeat-caption", text: "layer strip: PCA → RGB at each linked layer (click one to show it)" }),
+        stripRow((reply.meta.strip ?? []) as LinkedMap[], arr, layer),
+      );
+      stripBox.dataset.state = "ready";
+    } catch (e) {
+      if (ticket !== stripTicket) return;
+      stripBox.replaceChildren(h("div", { className: "nbfeat-note", text: (e as Error).message }));
+      stripBox.dataset.state = "error";
     }
   };
 
@@ -169,7 +235,12 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
     if (thumb) main.append(figure("input", rgbCanvas(thumb, "nbfeat-thumb"), "input"));
     const pca = reply.arrays.get("pca");
     if (meta.view === "spatial") {
-      if (pca) main.append(figure("pca", rgbCanvas(pca, "nbfeat-pca"), "PCA → RGB"));
+      if (pca) {
+        const fig = figure("pca", rgbCanvas(pca, "nbfeat-pca"), "PCA → RGB · click a patch");
+        fig.classList.add("nbfeat-clickable");
+        fig.title = "Click a patch: its cosine similarity here and at the linked layers";
+        main.append(fig);
+      }
       else if (meta.pca_note) main.append(h("div", { className: "nbfeat-note", text: meta.pca_note }));
       const ch = reply.arrays.get("channels");
       if (ch) channelsBox.append(...channelTiles(ch, meta));
@@ -332,6 +403,17 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
       else if (action === "next" && n) setState({ sample: (s + 1) % n });
       else if (action === "top") setState({ channel: -1 });
     }),
+    listen(main, "click", (ev) => {
+      const canvas = (ev.target as HTMLElement).closest<HTMLElement>("[data-panel='pca'] canvas");
+      if (!canvas) return;
+      lastClick = clickFraction(ev, canvas.getBoundingClientRect());
+      void loadSimilarity(lastClick[0], lastClick[1]);
+    }),
+    listen(stripBox, "click", (ev) => {
+      const tile = (ev.target as HTMLElement).closest<HTMLElement>("[data-layer]");
+      const layer = tile?.dataset.layer;
+      if (layer && layer !== model.get("layer") && (model.get("layers") ?? []).includes(layer)) setState({ layer, depth: 0, channel: -1 });
+    }),
     listen(channelsBox, "click", (ev) => {
       const tile = (ev.target as HTMLElement).closest<HTMLElement>("[data-channel]");
       if (tile) setState({ channel: Number(tile.dataset.channel) });
@@ -355,7 +437,7 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
   };
   const onView = () => schedule();
   const onCode = () => syncControls();
-  const viewKeys = ["sample", "layer", "channel", "depth", "n_top"];
+  const viewKeys = ["sample", "layer", "channel", "depth", "n_top", "linked_layers"];
   for (const k of viewKeys) model.on(`change:${k}`, onView);
   model.on("change:samples", onData);
   model.on("change:layers", onData);

@@ -24,6 +24,7 @@ function make(extra: Partial<BrowserState> = {}) {
     channel: -1,
     depth: 0,
     n_top: 4,
+    linked_layers: [],
     code: "bb.extract(inputs, layers=['layer2'])",
     ...extra,
   });

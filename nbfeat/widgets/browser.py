@@ -19,7 +19,9 @@ import traitlets
 
 from nbfeat.errors import InputError, UnknownLayerError, did_you_mean
 from nbfeat.widgets._base import NbfeatWidget
-from nbfeat.widgets.views import layer_view, stack_values
+from nbfeat.widgets.views import layer_view, similarity_view, spatial_map, stack_values, strip_view
+
+MAX_LINKED = 16  # layers in the similarity row and the layer strip
 
 
 class BrowserWidget(NbfeatWidget):
@@ -54,6 +56,11 @@ class BrowserWidget(NbfeatWidget):
     n_top = traitlets.Int(12).tag(sync=True)
     """How many of the most active channels to show. Default: 12."""
 
+    linked_layers = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    """Layers the linked views span: the similarity maps of a clicked patch and the layer
+    strip (one small PCA map each). The explorer sets it to the tree's selection when two or
+    more are selected; default: the model's repeated blocks, or every variable of a dataset."""
+
     code = traitlets.Unicode("").tag(sync=True)
     """The equivalent Python call for what is shown (the Copy code button copies it)."""
 
@@ -66,6 +73,7 @@ class BrowserWidget(NbfeatWidget):
             samples=source.samples(),
             layers=source.layers(),
             layer=layer if layer is not None else source.default_layer(),
+            linked_layers=source.default_linked(),
             **kwargs,
         )
         self._update_code()
@@ -100,6 +108,44 @@ class BrowserWidget(NbfeatWidget):
         from nbfeat.widgets.snapshot import browser_png, with_png
 
         return with_png(super()._repr_mimebundle_(**kwargs), lambda: browser_png(self))
+
+    def _linked(self, first: str) -> list[str]:
+        names = [first] if first else []
+        names += [n for n in self.linked_layers if n != first]
+        return names[:MAX_LINKED]
+
+    def _spatial(self, i: int, names: list[str], depth: int, first: str) -> tuple[dict[str, Any], list[str]]:
+        prefetch = getattr(self.source, "prefetch", None)
+        if prefetch is not None:
+            prefetch(names)  # one forward pass for every layer not seen yet
+        maps, skipped = {}, []
+        for name in names:
+            fmap = spatial_map(self.source.layer(i, name, depth=depth if name == first else 0), depth if name == first else 0)
+            if fmap is None:
+                skipped.append(name)
+            else:
+                maps[name] = fmap
+        return maps, skipped
+
+    def _request_similarity(self, content: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Cosine-similarity maps of one image location (fractions fy, fx) at the shown layer
+        and at every linked layer: the same patch, side by side."""
+        i = int(content.get("sample", self.sample))
+        first = str(content.get("layer", self.layer))
+        fy, fx = (min(max(float(content.get(k, 0.5)), 0.0), 1.0) for k in ("fy", "fx"))
+        maps, skipped = self._spatial(i, self._linked(first), int(content.get("depth", 0)), first)
+        if first not in maps:
+            raise InputError(f"{first} has no spatial map to click (pooled or text output).")
+        meta, arrays = similarity_view(maps, fy, fx)
+        return {**meta, "skipped": skipped, "sample": i}, arrays
+
+    def _request_strip(self, content: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """One small PCA map per linked layer (the change with depth at a glance)."""
+        i = int(content.get("sample", self.sample))
+        names = self._linked("") or ([self.layer] if self.layer else [])
+        maps, skipped = self._spatial(i, names, 0, "")
+        meta, arrays = strip_view(maps)
+        return {**meta, "skipped": skipped, "sample": i}, arrays
 
     def _request_view(self, content: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Everything the view shows for one (sample, layer): thumbnail, PCA, channels."""

@@ -65,6 +65,9 @@ class Explorer(ipywidgets.HBox):
                 self.browser.depth = 0
                 self.browser.layer = shown
         self.browser._update_code(sel or ([shown] if shown else []))
+        linked = sel if len(sel) > 1 else self.source.default_linked()
+        if linked != list(self.browser.linked_layers):
+            self.browser.linked_layers = linked
 
     def _on_browser(self, change: Any) -> None:
         layer = change["new"]

@@ -99,6 +99,9 @@ class DatasetSource:
     def default_layer(self) -> str:
         return next(iter(self._vars))
 
+    def default_linked(self) -> list[str]:
+        return list(self._vars)[:16] if self.modality == "image" else []
+
     def _var(self, name: str) -> Any:
         if name not in self._vars:
             raise UnknownLayerError(f"No variable {name!r} to browse.{did_you_mean(name, self._vars)}")
@@ -193,6 +196,17 @@ class BackboneSource:
     def default_layer(self) -> str:
         return self.bb.blocks[-1] if self.bb.blocks else self.bb.layers()[-1]
 
+    def default_linked(self) -> list[str]:
+        return list(self.bb.blocks) if self.modality == "image" and len(self.bb.blocks) > 1 else []
+
+    def prefetch(self, names: list[str]) -> None:
+        """Extract every layer of `names` not cached yet, in one forward pass."""
+        missing = [n for n in dict.fromkeys(names) if n not in self._cache]
+        if len(missing) > 1:
+            entry = self._extract("\0" + ",".join(missing), layers=missing, pool=self.pool)
+            for n in missing:
+                self._cache[n] = entry
+
     def _extract(self, key: str, **spec: Any) -> dict[str, Any]:
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -217,7 +231,8 @@ class BackboneSource:
         self.extractions += 1
         entry = {"variables": run.variables, "values": values, "failed": failed, "token_text": token_text, "mask": mask}
         self._cache[key] = entry
-        while len(self._cache) > 1 and sum(sum(a.nbytes for a in e["values"].values()) for e in self._cache.values()) > self.cache_bytes:
+        # an entry of several layers is cached under each of their names: count it once
+        while len(self._cache) > 1 and sum(sum(a.nbytes for a in e["values"].values()) for e in {id(e): e for e in self._cache.values()}.values()) > self.cache_bytes:
             self._cache.popitem(last=False)
         return entry
 

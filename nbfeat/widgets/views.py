@@ -209,3 +209,72 @@ def thumbnail(image: Any, side: int = THUMB_SIDE) -> np.ndarray:
     im = im.convert("RGB")
     im.thumbnail((side, side))
     return np.asarray(im, dtype=np.uint8)
+
+
+LINK_SIDE = 48  # similarity maps and strip maps are sent at this size (nearest-neighbour)
+
+
+def spatial_map(data: LayerData, depth: int = 0) -> np.ndarray | None:
+    """(C, H, W) of one sample's layer output, from its labelled dims and layout attrs only.
+
+    `channel, y, x` as is; `y, x, channel` (NHWC outputs) transposed; `token, channel` laid on
+    the `grid` attr after the prefix tokens; a leading `layer`/`call` dim picks `depth`.
+    Anything else (pooled vectors, text) has no spatial map: None.
+    """
+    values, dims = np.asarray(data.values), tuple(data.dims)
+    if dims[:1] in (("layer",), ("call",)) and values.ndim > 1:
+        values, dims = values[min(max(depth, 0), values.shape[0] - 1)], dims[1:]
+    if dims == ("channel", "y", "x"):
+        return values
+    if dims == ("y", "x", "channel"):
+        return np.moveaxis(values, -1, 0)
+    grid = _grid(data.attrs)
+    if dims == ("token", "channel") and grid is not None and values.shape[0] >= grid[0] * grid[1]:
+        h, w = grid
+        return values[values.shape[0] - h * w :].T.reshape(-1, h, w)
+    return None
+
+
+def _resize_nearest(img: np.ndarray, side: int = LINK_SIDE) -> np.ndarray:
+    h, w = img.shape[:2]
+    rows = np.minimum((np.arange(side) + 0.5) * h / side, h - 1).astype(int)
+    cols = np.minimum((np.arange(side) + 0.5) * w / side, w - 1).astype(int)
+    return img[rows][:, cols]
+
+
+def similarity_map(fmap: np.ndarray, fy: float, fx: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """Cosine similarity of every position of (C, H, W) with the position at fractions (fy, fx)
+    of the height and width: float32 (H, W) in [-1, 1], and the (row, col) picked."""
+    c, h, w = fmap.shape
+    row, col = min(int(fy * h), h - 1), min(int(fx * w), w - 1)
+    x = np.nan_to_num(fmap.reshape(c, -1).astype(np.float64))
+    x /= np.linalg.norm(x, axis=0, keepdims=True) + 1e-12
+    sim = (x[:, row * w + col] @ x).reshape(h, w)
+    return sim.astype(np.float32), (row, col)
+
+
+def similarity_view(maps: dict[str, np.ndarray], fy: float, fx: float) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """One similarity map per layer for the same image location, as uint8 (L, S, S): each from
+    its own minimum (0, sent as `min`) to 1 (255, the clicked patch itself), and each grid."""
+    sims, meta = [], []
+    for name, fmap in maps.items():
+        sim, (row, col) = similarity_map(fmap, fy, fx)
+        lo = float(sim.min())
+        scaled = (sim - lo) / max(1.0 - lo, 1e-6)
+        sims.append(_resize_nearest(np.clip(np.rint(scaled * 255), 0, 255).astype(np.uint8)))
+        meta.append({"layer": name, "grid": [int(fmap.shape[1]), int(fmap.shape[2])], "patch": [row, col], "min": float(sim.min())})
+    return {"maps": meta, "fy": fy, "fx": fx}, {"similarity": np.stack(sims)}
+
+
+def strip_view(maps: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """One small PCA-to-RGB map per layer: uint8 (L, S, S, 3), in the order given."""
+    tiles, meta = [], []
+    for name, fmap in maps.items():
+        rgb, _ = _pca(np.moveaxis(area_downsample(np.asarray(fmap, dtype=np.float32)), 0, -1))
+        if rgb is None:
+            continue
+        tiles.append(_resize_nearest(rgb))
+        meta.append({"layer": name, "grid": [int(fmap.shape[1]), int(fmap.shape[2])]})
+    if not tiles:
+        raise NbfeatError("No spatial layer to draw in the strip.")
+    return {"strip": meta}, {"strip": np.stack(tiles)}

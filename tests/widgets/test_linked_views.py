@@ -1,0 +1,64 @@
+"""Linked views: a clicked patch's cosine-similarity maps across layers, and the layer strip.
+
+Expected values are computed here from `bb.extract` with a cosine similarity written in the
+test; the patch grid of a ViT comes from timm's own patch embedding, not from the widget.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import nbfeat
+
+
+def _cosine_map(fmap, row, col):
+    c, h, w = fmap.shape
+    x = fmap.reshape(c, -1).astype(np.float64)
+    x = x / (np.linalg.norm(x, axis=0, keepdims=True) + 1e-12)
+    return (x[:, row * w + col] @ x).reshape(h, w)
+
+
+def _decode(reply, buffers, name):
+    spec = next(a for a in reply["arrays"] if a["name"] == name)
+    return np.frombuffer(bytes(buffers[[a["name"] for a in reply["arrays"]].index(name)]), dtype=spec["dtype"]).reshape(spec["shape"])
+
+
+def test_a_clicked_patch_is_compared_at_every_linked_layer(resnet, pictures):
+    ex = nbfeat.explore(resnet, pictures[:2])
+    ex.tree.set_state({"selected": ["layer1", "layer3", "fc"], "focused": "layer3"})
+    assert ex.browser.linked_layers == ["layer1", "layer3", "fc"]
+    reply, buffers = ex.browser.handle_request({"id": 1, "kind": "similarity", "sample": 1, "layer": "layer3", "fy": 0.3, "fx": 0.8})
+    assert reply["ok"], reply
+    assert [m["layer"] for m in reply["maps"]] == ["layer3", "layer1"] and reply["skipped"] == ["fc"]  # fc has no map
+    ds = resnet.extract(pictures[:2], layers=["layer1", "layer3"], progress=False)
+    sims = _decode(reply, buffers, "similarity")
+    for k, m in enumerate(reply["maps"]):
+        fmap = ds[m["layer"]][m["layer"]].values[1]
+        h, w = fmap.shape[1:]
+        assert m["grid"] == [h, w] and m["patch"] == [int(0.3 * h), int(0.8 * w)]
+        want = _cosine_map(fmap, *m["patch"])
+        assert abs(m["min"] - want.min()) < 1e-5
+        assert sims[k].max() == 255  # the clicked patch itself: similarity 1
+        rows = np.minimum(((np.arange(48) + 0.5) * h / 48).astype(int), h - 1)
+        cols = np.minimum(((np.arange(48) + 0.5) * w / 48).astype(int), w - 1)
+        expect = np.rint((want[rows][:, cols] - want.min()) / (1 - want.min()) * 255)
+        assert np.abs(sims[k].astype(float) - expect).max() <= 1
+
+
+def test_vit_patches_use_the_models_grid_and_the_strip_has_one_map_per_layer():
+    import timm
+
+    vit = nbfeat.load("timm:vit_tiny_patch16_224", pretrained=False, device="cpu", model_kwargs={"img_size": 64})
+    grid = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=64).patch_embed.grid_size  # timm's own
+    images = [np.random.default_rng(i).integers(0, 255, (50, 70, 3), dtype=np.uint8) for i in range(2)]
+    w = nbfeat.browse(vit, images, layer="blocks.2")
+    assert w.linked_layers == [f"blocks.{i}" for i in range(12)]
+    reply, buffers = w.handle_request({"id": 1, "kind": "similarity", "sample": 0, "layer": "blocks.2", "fy": 0.9, "fx": 0.1})
+    assert reply["ok"] and reply["maps"][0]["grid"] == list(grid) and reply["maps"][0]["patch"] == [3, 0]
+    tokens = vit.extract(images, layers=["blocks.2"], progress=False)["blocks.2"].values[0]
+    fmap = tokens[vit.prefix_tokens :].T.reshape(-1, *grid)
+    assert abs(reply["maps"][0]["min"] - _cosine_map(fmap, 3, 0).min()) < 1e-5
+    reply, buffers = w.handle_request({"id": 2, "kind": "strip", "sample": 1})
+    assert reply["ok"] and [m["layer"] for m in reply["strip"]] == w.linked_layers
+    assert _decode(reply, buffers, "strip").shape == (12, 48, 48, 3)
+    assert w.source.extractions <= 2  # the shown layer, then every other block in one pass

@@ -136,3 +136,27 @@ def test_cls_only_with_a_class_token(models, family, cls):
     with pytest.raises(NbfeatError, match="mean") as err:
         bb.extract(TEXTS, layers=[-1], pool="cls", progress=False)
     assert "last" in str(err.value) and len(str(err.value)) < 200
+
+
+def test_clip_text_tower_of_a_two_tower_checkpoint(tmp_path):
+    """`modality="text"` on a CLIPModel folder: its text tower, pooled as CLIP pools (EOS)."""
+    import torch
+    import transformers as T
+
+    from tests.core.text_families import build_tiny
+
+    text, tok = build_tiny("clip_text", context=16, layers=1)
+    torch.manual_seed(0)
+    cfg = T.CLIPConfig(text_config=text.config.to_dict(), vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 32, "patch_size": 8})
+    clip = T.CLIPModel(cfg).eval()
+    clip.save_pretrained(tmp_path / "clip")
+    tok.save_pretrained(tmp_path / "clip")
+    bb = nbfeat.load(f"hf:{tmp_path / 'clip'}", modality="text")
+    assert bb.modality == "text" and bb.adapter.family == "hf.clip-text" and bb.max_length == 16
+    texts = ["a cat", "the sky é"]
+    ds = bb.extract(texts, layers=["final_layer_norm"], pool="last", progress=False)
+    enc = tok(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        want = clip.text_model(**enc).pooler_output  # CLIP's own pooling: the end-of-text token
+    np.testing.assert_allclose(ds["final_layer_norm"].values, want.numpy(), rtol=1e-4, atol=1e-5)
+    assert nbfeat.load(f"hf:{tmp_path / 'clip'}").modality == "image"  # the image tower by default

@@ -17,8 +17,10 @@ from nbfeat.models.sources.base import Request, Source
 
 
 def load(
-    name: str, pretrained: bool, weights: str | None, trust_remote_code: bool = False, dtype: Any = None
+    name: str, pretrained: bool, weights: str | None, trust_remote_code: bool = False, dtype: Any = None, modality: str | None = None
 ) -> Loaded:
+    """`modality="text"` takes the text tower of a two-tower model (CLIP: `text_model`, with
+    the repository's tokenizer); the image tower is the default."""
     import transformers
     from transformers import AutoConfig, AutoModel
 
@@ -37,7 +39,7 @@ def load(
                 model = auto.from_pretrained(local, config=config, dtype=dtype, **kw)
             else:
                 model = auto.from_config(config, trust_remote_code=trust_remote_code) if auto is AutoModel else auto(config)
-            processor, tokenizer = _preprocessors(local, model, kw)
+            processor, tokenizer = _preprocessors(local, model, kw, text=modality == "text")
     except OSError as e:
         raise _hub_error(name, e) from None
     except ValueError as e:
@@ -49,8 +51,11 @@ def load(
                 "nbfeat.load(..., trust_remote_code=True)."
             ) from None
         raise
-    tower = _image_tower(model)
-    modality = "text" if tokenizer is not None and tower is None else "image"
+    if modality == "text" and _image_tower(model) is not None:
+        tower = model.text_model  # the text tower of a two-tower model, asked for by name
+    else:
+        tower = _image_tower(model)
+        modality = "text" if tokenizer is not None and tower is None else "image"
     model = (tower or model).eval()
     if os.path.isdir(local):
         tag = checkpoints.dir_digest(local) if (pretrained or weights) else "random"
@@ -60,7 +65,7 @@ def load(
     if modality == "text":
         out.tokenizer = tokenizer
         out.input_name = "input_ids"
-        out.max_length = _context_length(config, tokenizer)
+        out.max_length = _context_length(getattr(model, "config", config), tokenizer)  # a tower's own config
         out.preprocessing = {"tokenizer": type(tokenizer).__name__, "max_length": out.max_length}
     else:
         out.input_name = "pixel_values"
@@ -72,12 +77,12 @@ def load(
     return out
 
 
-def _preprocessors(local: str, model: Any, kw: dict[str, Any]) -> tuple[Any, Any]:
+def _preprocessors(local: str, model: Any, kw: dict[str, Any], text: bool = False) -> tuple[Any, Any]:
     from transformers import AutoImageProcessor, AutoTokenizer
 
     main = getattr(model, "main_input_name", "")
     tower = _image_tower(model)
-    if main == "pixel_values" or tower is not None:
+    if not text and (main == "pixel_values" or tower is not None):
         try:
             return AutoImageProcessor.from_pretrained(local, **kw), None
         except (OSError, ValueError):
@@ -183,7 +188,7 @@ class HFSource(Source):
 
     def load(self, req: Request) -> Loaded:
         _refuse_diffusers_folder(req.weights if req.weights is not None else req.name)
-        return load(req.name, req.pretrained, req.weights, trust_remote_code=req.trust_remote_code, dtype=req.dtype)
+        return load(req.name, req.pretrained, req.weights, trust_remote_code=req.trust_remote_code, dtype=req.dtype, modality=req.modality)
 
 
 def _refuse_diffusers_folder(path: str) -> None:

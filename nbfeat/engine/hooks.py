@@ -12,8 +12,25 @@ is called once and is done when it returns.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """SIGINT held back (delivered on exit) in the main thread; elsewhere, nothing to do."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class StopForward(BaseException):
@@ -75,17 +92,23 @@ class Capture:
 
     def __enter__(self) -> Capture:
         modules = dict(self.model.named_modules())
-        for path in self.targets:
-            self._handles.append(modules[path].register_forward_hook(self._capture_hook(path)))
-        if self.early_exit:
-            for path in self.markers:
-                self._handles.append(modules[path].register_forward_hook(self._marker_hook(path)))
+        try:
+            for path in self.targets:
+                self._handles.append(modules[path].register_forward_hook(self._capture_hook(path)))
+            if self.early_exit:
+                for path in self.markers:
+                    self._handles.append(modules[path].register_forward_hook(self._marker_hook(path)))
+        except BaseException:  # a KeyboardInterrupt half-way: __exit__ would not run
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
+        # Ctrl-C waits until every hook is off (remove() twice is harmless)
+        with _interrupts_deferred():
+            while self._handles:
+                self._handles[-1].remove()
+                self._handles.pop()
 
     def reset(self) -> None:
         self.outputs = {p: [] for p in self.targets}

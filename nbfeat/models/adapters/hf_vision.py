@@ -122,17 +122,19 @@ class HFSwin(Adapter):
         return next((b for b in self.blocks() if path == b or path.startswith(b + ".")), None)
 
     def context_for(self, path: str) -> str | None:
-        if path == "embeddings":
-            return self.blocks()[0]
         return self._block_of(path)
 
     def _hw(self, block: str, ctx: Context) -> tuple[int, int]:
+        if block == "embeddings":  # the patch grid, padded up to whole patches as SwinPatchEmbeddings does
+            p = self.model.config.patch_size
+            ph, pw = (p, p) if isinstance(p, int) else tuple(p)
+            return (-(-ctx.input_hw[0] // ph), -(-ctx.input_hw[1] // pw))  # type: ignore[index]
         args, kwargs = ctx.calls[block]
         dims = kwargs.get("input_dimensions", args[1] if len(args) > 1 else None)
         return (int(dims[0]), int(dims[1]))
 
     def layout(self, path: str, ndim: int, ctx: Context) -> Layout:
-        block = self.context_for(path)
+        block = "embeddings" if path == "embeddings" else self.context_for(path)
         if ndim == 3 and block is not None:
             hw = self._hw(block, ctx)
             blk = self.modules[block]

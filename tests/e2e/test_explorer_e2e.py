@@ -1,15 +1,23 @@
-"""End to end in a real browser: JupyterLab + Debian's Chromium driven by Playwright.
+"""End to end in a real browser: JupyterLab 4 and Notebook 7 with Debian's Chromium (Playwright).
 
-Opens a notebook that shows `nbfeat.explore` on resnet18 (random weights) and three generated
-images, clicks `layer2` in the tree, and checks that (1) the kernel's `selected` holds it and
-(2) the browser paints a non-blank activation image for it. Screenshots land in
-tests/artifacts/ (git-ignored).
+One JupyterLab server for the session. The notebook shows `nbfeat.explore` on resnet18 (random
+weights) and a folder of generated images. In JupyterLab (light theme), then Notebook 7 (dark):
+
+- click two layers in the tree and see two different PCA pictures (canvas pixels compared);
+- click a patch on the PCA map and see the similarity maps of every linked layer, and the strip;
+- take the code from the browser's code box, run it in a FRESH Python process and compare the
+  array with the one the kernel showed, bit for bit; "To cell" puts the same code in a new cell;
+- save the notebook, export it with nbconvert to HTML, and find the widgets' saved pictures.
+
+Screenshots are kept under $NBFEAT_ARTIFACTS (default tests/artifacts/, git-ignored).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -19,21 +27,23 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.e2e
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-ARTIFACTS = ROOT / "tests" / "artifacts"
+ARTIFACTS = Path(os.environ.get("NBFEAT_ARTIFACTS", ROOT / "tests" / "artifacts"))
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 NOTEBOOK = "explorer_e2e.ipynb"
-LAYER = "layer2"
+THEMES = "@jupyterlab/apputils-extension/themes.jupyterlab-settings"
 
 # Written before the server starts: no news/update toasts, and every cell kept in the DOM.
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    THEMES: {"theme": "JupyterLab Light"},
 }
 
 if not Path(CHROMIUM).exists():  # `make setup` installs it; in CI a missing browser is a failure
@@ -50,40 +60,49 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def lab(tmp_path):
-    work = tmp_path / "work"
-    work.mkdir()
-    shutil.copy(HERE / NOTEBOOK, work)
-    for rel, data in LAB_SETTINGS.items():
-        p = tmp_path / "lab-settings" / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(data))
-    env = dict(
+def _env(tmp: Path) -> dict[str, str]:
+    return dict(
         os.environ,
-        JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"),
-        JUPYTER_DATA_DIR=str(tmp_path / "data"),
-        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-        JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "lab-settings"),
-        JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-workspaces"),
-        IPYTHONDIR=str(tmp_path / "ipython"),
+        JUPYTER_CONFIG_DIR=str(tmp / "cfg"),
+        JUPYTER_DATA_DIR=str(tmp / "data"),
+        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+        JUPYTERLAB_SETTINGS_DIR=str(tmp / "lab-settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(tmp / "lab-workspaces"),
+        IPYTHONDIR=str(tmp / "ipython"),
         # the kernel imports this checkout's nbfeat even where it is not pip-installed
         PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
         PATH=os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))),
         HF_HUB_OFFLINE="1",
+        MPLBACKEND="Agg",
     )
+
+
+def _settings(tmp: Path, rel: str, data: dict) -> None:
+    p = tmp / "lab-settings" / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(data))
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """One JupyterLab server (it also serves Notebook 7) for every e2e test."""
+    tmp = tmp_path_factory.mktemp("lab")
+    for rel, data in LAB_SETTINGS.items():
+        _settings(tmp, rel, data)
     port = _free_port()
-    log_path = tmp_path / "server.log"
+    log_path = tmp / "server.log"
     log = open(log_path, "w")
+    root_dir = tmp / "work"
+    root_dir.mkdir()
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--port-retries=0",
-         "--IdentityProvider.token=", "--ServerApp.password=", f"--ServerApp.root_dir={work}", "--allow-root",
+         "--IdentityProvider.token=", "--ServerApp.password=", f"--ServerApp.root_dir={root_dir}", "--allow-root",
          "--ServerApp.jpserver_extensions", "jupyter_lsp=False"],
-        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=root_dir, env=_env(tmp), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
+        deadline = time.time() + 120
         while True:
             if proc.poll() is not None:
                 raise RuntimeError("jupyter lab exited:\n" + log_path.read_text())
@@ -92,9 +111,9 @@ def lab(tmp_path):
                 break
             except OSError:
                 if time.time() > deadline:
-                    raise TimeoutError("jupyter lab did not come up in 90 s") from None
+                    raise TimeoutError("jupyter lab did not come up in 120 s") from None
                 time.sleep(0.25)
-        yield {"url": url, "work": work, "log": log_path}
+        yield {"url": url, "root": root_dir, "tmp": tmp, "log": log_path}
     finally:
         proc.terminate()  # the server shuts its kernels down on SIGTERM
         try:
@@ -109,85 +128,189 @@ def lab(tmp_path):
         log.close()
 
 
-@pytest.fixture
-def page(tmp_path):
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory):
+    home = tmp_path_factory.mktemp("chromium-home")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, env={**os.environ, "HOME": str(tmp_path / "home")})
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.set_default_timeout(60_000)
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, env={**os.environ, "HOME": str(home)})
         try:
-            yield pg
+            yield browser
         finally:
             browser.close()
 
 
-def _wait_cells_done(page, n: int, timeout: int = 120_000) -> None:
-    """Every code cell shows an execution count and the kernel is idle."""
+def _page(chromium, url):
+    ctx = chromium.new_context(viewport={"width": 1500, "height": 1100})
+    ctx.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
+    pg = ctx.new_page()
+    pg.set_default_timeout(90_000)
+    return pg
+
+
+def _run_all(page, n: int) -> None:
+    """Run > Run All Cells, again if the kernel dropped it, until every prompt reads [n]:."""
+    prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt")
+    expect(prompts).to_have_count(n, timeout=90_000)
+    for _attempt in range(6):
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        try:  # a Run All sent before the kernel is really ready is dropped silently (jupyterlab#15420)
+            page.wait_for_function("() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')].some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))", timeout=15_000)
+            break
+        except Exception:
+            page.keyboard.press("Escape")
     page.wait_for_function(
         """n => {
           const p = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')].map(e => e.textContent.trim());
-          const bar = document.querySelector('#jp-main-statusbar')?.textContent ?? '';
-          return p.length === n && p.every(t => /^\\[\\d+\\]:$/.test(t)) && bar.includes('| Idle');
+          return p.length >= n && p.slice(0, n).every(t => /^\\[\\d+\\]:$/.test(t));
         }""",
         arg=n,
-        timeout=timeout,
+        timeout=240_000,
     )
 
 
-# distinct colours among a canvas's pixels (1: blank or uniform)
-DISTINCT_COLOURS = """canvas => {
-  const ctx = canvas.getContext('2d');
-  const {data} = ctx.getImageData(0, 0, canvas.width, canvas.height);
-  const seen = new Set();
-  for (let i = 0; i < data.length; i += 4) seen.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
-  return {colours: seen.size, width: canvas.width, height: canvas.height};
+PIXELS = """canvas => {
+  const {data} = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+  return {w: canvas.width, h: canvas.height, rgb: Array.from(data).filter((_, i) => i % 4 !== 3)};
 }"""
 
 
-def test_click_a_layer_in_the_explorer(lab, page):
+def _pixels(locator) -> np.ndarray:
+    got = locator.evaluate(PIXELS)
+    return np.asarray(got["rgb"], dtype=np.uint8).reshape(got["h"], got["w"], 3)
+
+
+def _click_layer(page, layer: str) -> None:
+    row = page.locator(f".nbfeat-tree .nbfeat-tree-viewport .nbfeat-tree-row[data-path='{layer}']")
+    row.scroll_into_view_if_needed()
+    row.click()
+    expect(page.locator(f".nbfeat-browser[data-state='ready'][data-layer='{layer}']")).to_have_count(1, timeout=180_000)
+
+
+def _expand(page, path: str) -> None:
+    row = page.locator(f".nbfeat-tree .nbfeat-tree-row[data-path='{path}']")
+    if row.get_attribute("aria-expanded") == "false":
+        row.locator(".nbfeat-tree-caret").click()
+
+
+def _rerun_last_cell(page, expect_text: str) -> None:
+    cell = page.locator(".jp-Notebook .jp-CodeCell").nth(2)
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Control+Enter")
+    expect(cell.locator(".jp-OutputArea-output")).to_contain_text(expect_text, timeout=90_000)
+
+
+def _explorer_story(page, lab, work: Path, tag: str) -> None:
+    """Everything a researcher does in one frontend; screenshots named with `tag`."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    _run_all(page, 3)
+    tree = page.locator(".nbfeat-tree")
+    expect(tree.locator(".nbfeat-tree-row[data-path='']")).to_contain_text("torchvision:resnet18")
+    expect(page.locator(".nbfeat-browser .nbfeat-browser-status")).to_contain_text("Pick a layer")
+    _expand(page, "layer3")
+
+    # two layers, two pictures: same grid (14x14), different features
+    _click_layer(page, "layer3.0")
+    pca = page.locator(".nbfeat-browser [data-panel='pca'] canvas")
+    first = _pixels(pca)
+    page.locator(".nbfeat-explorer").screenshot(path=str(ARTIFACTS / f"{tag}_layer3.0.png"))
+    _click_layer(page, "layer3.1")
+    second = _pixels(pca)
+    page.locator(".nbfeat-explorer").screenshot(path=str(ARTIFACTS / f"{tag}_layer3.1.png"))
+    assert first.shape == second.shape == (14, 14, 3)
+    assert len(np.unique(first.reshape(-1, 3), axis=0)) > 20
+    assert np.abs(first.astype(int) - second.astype(int)).mean() > 8, "two layers drew the same picture"
+
+    # select three layers (ctrl-click): the strip and the similarity maps span them
+    for layer in ("layer1", "layer4"):
+        page.locator(f".nbfeat-tree .nbfeat-tree-row[data-path='{layer}']").click(modifiers=["Control"])
+    expect(page.locator(".nbfeat-browser[data-state='ready'][data-layer='layer4']")).to_have_count(1, timeout=180_000)
+    strip = page.locator(".nbfeat-strip-box[data-state='ready'] .nbfeat-layer-strip canvas")
+    expect(strip).to_have_count(3, timeout=180_000)
+    box = pca.bounding_box()
+    pca.click(position={"x": box["width"] * 0.7, "y": box["height"] * 0.3})
+    sims = page.locator(".nbfeat-sim-box[data-state='ready'] canvas.nbfeat-sim")
+    expect(sims).to_have_count(3, timeout=180_000)
+    captions = page.locator(".nbfeat-sim-box figcaption").all_inner_texts()
+    assert [c.split(" ·")[0] for c in captions] == ["layer4", "layer1", "layer3.1"], captions
+    maps = [_pixels(s) for s in sims.all()]
+    assert all(len(np.unique(m.reshape(-1, 3), axis=0)) > 3 for m in maps)
+    page.locator(".nbfeat-explorer").screenshot(path=str(ARTIFACTS / f"{tag}_similarity.png"))
+
+    # the code of the view: from the code box (the clipboard where the browser allows it)
+    code = page.locator(".nbfeat-browser .nbfeat-code-text").inner_text()
+    page.locator(".nbfeat-browser [data-action='copy']").click()
     try:
-        page.goto(f"{lab['url']}/lab/tree/{NOTEBOOK}")
-        expect(page.locator(".jp-Notebook .jp-Cell")).to_have_count(3, timeout=90_000)
-        # the status bar, not the toolbar indicator: a Run All sent before the kernel is
-        # really ready is dropped silently (jupyterlab#15420)
-        expect(page.locator("#jp-main-statusbar")).to_contain_text("Python 3 (ipykernel) | Idle", timeout=90_000)
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-        _wait_cells_done(page, 3)
+        clip = page.evaluate("navigator.clipboard.readText()")
+        assert clip.strip() == code.strip()
+    except Exception as e:  # headless clipboard can be refused; the code box is the same text
+        if "assert" in type(e).__name__.lower():
+            raise
+    assert "layers=['layer1', 'layer3.1', 'layer4']" in code and "x = ds['layer4']['layer4']" in code
+    _rerun_last_cell(page, "SELECTED = ['layer1', 'layer3.1', 'layer4']")
+    shown = np.load(work / "shown.npy")
+    script = code + "\nimport numpy as np\nnp.save('fresh.npy', np.asarray(x.values))\n"
+    proc = subprocess.run([sys.executable, "-c", script], cwd=work, env=_env(lab["tmp"]), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    fresh = np.load(work / "fresh.npy")
+    assert fresh.shape == shown.shape and fresh.tobytes() == shown.tobytes()
 
-        tree = page.locator(".nbfeat-tree")
-        expect(tree.locator(".nbfeat-tree-row[data-path='']")).to_contain_text("torchvision:resnet18")
-        row = tree.locator(f".nbfeat-tree-viewport .nbfeat-tree-row[data-path='{LAYER}']")
-        expect(row).to_contain_text("1×128×28×28")  # the dry run's output shape
-        browser = page.locator(".nbfeat-browser")
-        expect(browser.locator(".nbfeat-browser-status")).to_contain_text("Pick a layer")
+    # "To cell": a new cell below the explorer holds the same code
+    n_cells = page.locator(".jp-Notebook .jp-Cell").count()
+    page.locator(".nbfeat-browser [data-action='to-cell']").click()
+    expect(page.locator(".jp-Notebook .jp-Cell")).to_have_count(n_cells + 1, timeout=30_000)
+    new_cell = page.locator(".jp-Notebook .jp-Cell").nth(2)  # right below the explorer's cell
+    expect(new_cell.locator(".cm-content")).to_contain_text("bb = nbfeat.load('torchvision:resnet18'", timeout=30_000)
+    assert "x = ds['layer4']['layer4']" in new_cell.locator(".cm-content").inner_text()
+    page.screenshot(path=str(ARTIFACTS / f"{tag}_to_cell.png"), full_page=True)
 
-        row.click()  # JS -> Python: selected; Python -> JS: browser.layer; JS asks for the view
-        expect(row).to_have_class("nbfeat-tree-row nbfeat-selected nbfeat-focused")
-        ready = page.locator(f".nbfeat-browser[data-state='ready'][data-layer='{LAYER}']")
-        expect(ready).to_have_count(1, timeout=120_000)
-        expect(browser.locator(".nbfeat-browser-status")).to_contain_text(f"{LAYER} · channel 128 × y 28 × x 28")
+    # save, export to HTML with nbconvert: the saved views are pictures in the page
+    page.keyboard.press("Control+s")
+    page.wait_for_timeout(1500)
+    out = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", NOTEBOOK, "--output", f"{tag}_export"],
+                         cwd=work, env=_env(lab["tmp"]), capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    html = (work / f"{tag}_export.html").read_text()
+    pngs = re.findall(r"<img[^>]*src=\"data:image/png;base64,([A-Za-z0-9+/=]+)\"", html)
+    assert pngs and all(base64.b64decode(p)[:4] == b"\x89PNG" for p in pngs)
+    shutil.copy(work / f"{tag}_export.html", ARTIFACTS / f"{tag}_export.html")
 
-        pca = browser.locator("[data-panel='pca'] canvas")
-        tiles = browser.locator(".nbfeat-channels [data-panel='channel'] canvas")
-        expect(tiles).to_have_count(12)
-        pca_px = pca.evaluate(DISTINCT_COLOURS)
-        tile_px = tiles.first.evaluate(DISTINCT_COLOURS)
-        thumb_px = browser.locator("[data-panel='input'] canvas").evaluate(DISTINCT_COLOURS)
-        assert (pca_px["width"], pca_px["height"]) == (28, 28) and pca_px["colours"] > 20, pca_px
-        assert (tile_px["width"], tile_px["height"]) == (28, 28) and tile_px["colours"] > 5, tile_px
-        assert thumb_px["colours"] > 20, thumb_px
 
-        # the kernel's side: re-run the last cell in place
-        cell = page.locator(".jp-Notebook .jp-CodeCell").nth(2)
-        cell.locator(".jp-InputArea-editor").click()
-        page.keyboard.press("Control+Enter")
-        expect(cell.locator(".jp-OutputArea-output")).to_contain_text(f"SELECTED = ['{LAYER}']", timeout=60_000)
-        assert json.loads((lab["work"] / "selected.json").read_text()) == {"selected": [LAYER], "shown": LAYER}
+def _workdir(lab, name: str) -> Path:
+    work = lab["root"] / name
+    work.mkdir()
+    shutil.copy(HERE / NOTEBOOK, work)
+    return work
+
+
+def test_jupyterlab_light(lab, chromium):
+    work = _workdir(lab, "lab")
+    page = _page(chromium, lab["url"])
+    try:
+        page.goto(f"{lab['url']}/lab/tree/lab/{NOTEBOOK}")
+        expect(page.locator("#jp-main-statusbar")).to_contain_text("Python 3 (ipykernel) | Idle", timeout=120_000)
+        assert page.evaluate("document.body.dataset.jpThemeLight") == "true"
+        _explorer_story(page, lab, work, "lab_light")
     except Exception:
-        page.screenshot(path=str(ARTIFACTS / "explorer_failure.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "lab_light_failure.png"), full_page=True)
         raise
-    ex = page.locator(".nbfeat-explorer")
-    ex.scroll_into_view_if_needed()
-    ex.screenshot(path=str(ARTIFACTS / "explorer.png"))
+    finally:
+        page.context.close()
+
+
+def test_notebook7_dark(lab, chromium):
+    _settings(lab["tmp"], THEMES, {"theme": "JupyterLab Dark"})  # read per request: no restart
+    work = _workdir(lab, "nb7")
+    page = _page(chromium, lab["url"])
+    try:
+        page.goto(f"{lab['url']}/notebooks/nb7/{NOTEBOOK}")
+        page.wait_for_function("document.body.dataset.jpThemeLight === 'false'", timeout=120_000)
+        _explorer_story(page, lab, work, "nb7_dark")
+        # dark theme: the widget's text is light on dark (JupyterLab's theme variables)
+        fg = page.locator(".nbfeat-tree-row[data-path='layer1'] .nbfeat-tree-name").evaluate("e => getComputedStyle(e).color")
+        assert sum(int(v) for v in re.findall(r"\d+", fg)[:3]) > 400, fg
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "nb7_dark_failure.png"), full_page=True)
+        raise
+    finally:
+        page.context.close()

@@ -142,3 +142,24 @@ def test_module_in_extract_and_bad_preprocess(net):
         nbfeat.load(net, preprocess="imagenett")
     with pytest.raises(NbfeatError, match="C x H x W"):
         nbfeat.load(net, preprocess=lambda im: 3)
+
+
+def test_a_text_module_with_its_tokenizer(tmp_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    from nbfeat.examples import save_tiny_gpt2
+
+    path = save_tiny_gpt2(tmp_path / "gpt2")
+    lm, tok = AutoModel.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+    texts = ["I know this sky loves you", "a b"]
+    with pytest.raises(NbfeatError, match="tokenizer="):
+        nbfeat.load(lm, modality="text")
+    bb = nbfeat.load(lm, modality="text", tokenizer=tok, name="my-lm")
+    ds = bb.extract(texts, layers=["h.0"], progress=False)
+    mask = ds["mask"].values
+    for i, t in enumerate(texts):
+        ids = tok(t, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            ref = lm(ids, output_hidden_states=True).hidden_states[1][0]  # the output of h.0
+        np.testing.assert_allclose(ds["h.0"].values[i][mask[i]], ref.numpy(), rtol=1e-4, atol=1e-5)
+    assert ds.attrs["modality"] == "text" and ds.attrs["model"] == "my-lm"

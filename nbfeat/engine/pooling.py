@@ -136,7 +136,8 @@ def _pool_tokens(x: Any, layout: Layout, spec: PoolSpec, mask: Any) -> Any:
     if kind == "cls":
         if not layout.class_token:
             what = "text model" if layout.text else "model"
-            raise NbfeatError(f"pool='cls': this {what} has no class token at this layer. Use pool='mean'{' or last' if layout.text else ''} instead{'' if layout.text else ' (or mean_all)'}.")
+            alt = " or pool='last'" if layout.text else " (or mean_all)"
+            raise NbfeatError(f"pool='cls': this {what} has no class token at this layer. Use pool='mean'{alt} instead.")
         return x[:, 0]
     if kind == "flatten":
         return x.flatten(1)

@@ -160,3 +160,16 @@ def test_clip_text_tower_of_a_two_tower_checkpoint(tmp_path):
         want = clip.text_model(**enc).pooler_output  # CLIP's own pooling: the end-of-text token
     np.testing.assert_allclose(ds["final_layer_norm"].values, want.numpy(), rtol=1e-4, atol=1e-5)
     assert nbfeat.load(f"hf:{tmp_path / 'clip'}").modality == "image"  # the image tower by default
+
+
+def test_tokenizer_without_offsets_keeps_its_end_token():
+    """open_clip's own tokenizer (no offsets): a cut text still ends with end-of-text."""
+    open_clip = pytest.importorskip("open_clip")
+    from nbfeat.engine.tokens import tokenize
+    from nbfeat.models.sources.openclip import TokenizerAdapter
+
+    raw = open_clip.get_tokenizer("ViT-B-32")
+    enc = tokenize(TokenizerAdapter(raw), ["a photo of a cat " * 30, "a cat"], context=77)
+    assert enc.truncated == 1 and len(enc.ids[0]) == 77 and enc.ids[0][-1] == raw.eot_token_id
+    assert enc.ids[1][0] == raw.sot_token_id and enc.ids[1][-1] == raw.eot_token_id and len(enc.ids[1]) == 4
+    assert "".join(enc.pieces[1][1:-1]).replace(" ", "") == "acat"

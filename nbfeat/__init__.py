@@ -18,6 +18,7 @@ from nbfeat._version import __version__
 if TYPE_CHECKING:  # pragma: no cover
     from nbfeat.analysis.compare import compare
     from nbfeat.api import extract, load
+    from nbfeat.brain.encode import encode
     from nbfeat.models.backbone import Backbone
     from nbfeat.models.registry import list_models
     from nbfeat.store import open
@@ -28,6 +29,7 @@ __all__ = [
     "__version__",
     "browse",
     "compare",
+    "encode",
     "explore",
     "extract",
     "list_models",
@@ -43,6 +45,7 @@ _LAZY = {
     "list_models": "nbfeat.models.registry",
     "Backbone": "nbfeat.models.backbone",
     "compare": "nbfeat.analysis.compare",
+    "encode": "nbfeat.brain.encode",
     "open": "nbfeat.store",
     "tree": "nbfeat.widgets",
     "browse": "nbfeat.widgets",
@@ -51,7 +54,7 @@ _LAZY = {
 
 
 # subpackages reachable as attributes without an explicit import (nbfeat.store.sample(...))
-_SUBMODULES = ("analysis", "data", "engine", "errors", "examples", "models", "store", "widgets")
+_SUBMODULES = ("analysis", "brain", "data", "engine", "errors", "examples", "models", "store", "widgets")
 
 
 def __getattr__(name: str) -> Any:

@@ -70,7 +70,7 @@ def test_text_tower_vs_encode_text(tiny):
         ds = tb.extract(texts, layers=["transformer.resblocks.0", "ln_final"], progress=False)
         tok = open_clip.get_tokenizer("nbfeat-tiny-clip")
         ids = tok(texts)  # open_clip's own 77-token padded ids
-        got, pooled = hooked({"b0": model.transformer.resblocks[0], "ln": model.ln_final}, lambda: model.encode_text(ids))
+        got, pooled = hooked({"b0": model.transformer.resblocks[0], "ln": model.ln_final}, lambda ids=ids: model.encode_text(ids))
         mask = ds["mask"].values
         n = mask.shape[1]
         for name, key in (("transformer.resblocks.0", "b0"), ("ln_final", "ln")):

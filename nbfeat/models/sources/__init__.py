@@ -11,7 +11,7 @@ Importing this package is light: a source module imports its library only when u
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
+from functools import cache
 
 from nbfeat.errors import UnknownModelError
 from nbfeat.models.sources.base import Request, Source
@@ -30,7 +30,7 @@ REGISTRY: dict[str, str] = {
 BARE_ORDER = ("torchvision", "timm", "cornet")
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_source(prefix: str) -> Source:
     """The source for an id prefix (`timm`, `hf`, `openclip`, ...)."""
     target = REGISTRY.get(prefix)

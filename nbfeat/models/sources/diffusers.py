@@ -81,7 +81,6 @@ class DiffusersSource(Source):
 
     def load(self, req: Request) -> Loaded:
         import diffusers
-        import torch
 
         opts = {**DEFAULTS, **req.model_kwargs}
         unknown = set(opts) - _KNOWN

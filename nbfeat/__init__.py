@@ -54,7 +54,7 @@ _LAZY = {
 
 
 # subpackages reachable as attributes without an explicit import (nbfeat.store.sample(...))
-_SUBMODULES = ("analysis", "brain", "data", "engine", "errors", "examples", "models", "store", "widgets")
+_SUBMODULES = ("analysis", "brain", "cache", "data", "engine", "errors", "examples", "models", "store", "widgets")
 
 
 def __getattr__(name: str) -> Any:

@@ -127,6 +127,7 @@ def extract(
     client: Any = None,
     progress: bool = True,
     overwrite: bool = False,
+    cache: Any = None,
     preprocess: Any = None,
 ) -> Any:
     """Extract from one model (returns what `Backbone.extract` returns) or several.
@@ -134,6 +135,7 @@ def extract(
     With several models, `layers`, `nodes`, `pool` and `weights` may be dicts keyed by
     model id; the result is a `DataTree` with one child per model (`/` in ids becomes
     `--`). With `out=`, each model streams to `<out>/<model>` ... see `Backbone.extract`.
+    `cache=True` keeps each model's features in the notebook cache (nbfeat.cache).
     `device`, `dtype`, `channels_last`, `amp`, `pretrained`, `weights`, `model_kwargs` and
     `preprocess` go to `nbfeat.load` (`weights`, `model_kwargs` and `preprocess` may be keyed
     by model id too). A `torch.nn.Module` in `models` is loaded with `nbfeat.load(module)`.
@@ -159,7 +161,7 @@ def extract(
         results[mid] = bb.extract(
             inputs, layers=for_model(layers, mid), nodes=for_model(nodes, mid), pool=for_model(pool, mid),
             flatten=flatten, batch_size=batch_size, num_workers=num_workers, ids=ids, labels=labels,
-            out=target, client=client, progress=progress, overwrite=overwrite,
+            out=target, client=client, progress=progress, overwrite=overwrite, cache=cache,
         )
     if not many:
         return results[ids_[0]]

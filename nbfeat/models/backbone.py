@@ -122,6 +122,7 @@ class Backbone:
         overwrite: bool = False,
         stages: Any = None,
         length_buckets: bool = True,
+        cache: Any = None,
     ) -> Any:
         """Extract features for `inputs` as labelled xarray.
 
@@ -142,6 +143,9 @@ class Backbone:
             length_buckets: text only: batch texts of similar token length together (less
                 compute spent on pads; the same values, in the same order). False: batches
                 in input order.
+            cache: True (or a folder): keep the features in the notebook cache and read
+                them back when the same extraction of the same inputs runs again, across
+                kernel restarts (`nbfeat.cache.info()`, `nbfeat.cache.clear()`).
 
         Example:
             >>> ds = bb.extract("images/", layers=["layer3", "layer4"], pool="mean")   # doctest: +SKIP
@@ -150,13 +154,36 @@ class Backbone:
         if out is not None:
             from nbfeat import store
 
+            if cache:
+                from nbfeat.errors import NbfeatError
+
+                raise NbfeatError("Pass either out= (your own store) or cache= (the notebook cache), not both.")
             store.write(run, out, client=client, progress=progress, overwrite=overwrite)
             return store.open(out)
         if client is not None:
             from nbfeat.errors import NbfeatError
 
             raise NbfeatError("client= needs out= (a zarr store the workers write to).")
+        if cache:
+            from nbfeat import cache as feature_cache
+
+            return feature_cache.extract(run, cache, progress=progress)
+        from nbfeat.engine.estimate import check_fits_in_memory
+
+        check_fits_in_memory(run)  # before the first batch, not after an hour
         return run.to_xarray(progress=progress)
+
+    def estimate(self, inputs: Any, layers: Any = None, nodes: Any = None, pool: Any = None, **kwargs: Any) -> Any:
+        """Bytes per sample and in total for every variable, and the disk a store will take,
+        before extracting anything but the one-sample probe (nbfeat.engine.estimate).
+
+        Example:
+            >>> bb.estimate("images/", layers="layer3")      # doctest: +SKIP
+            <Estimate: 10000 samples, 7.5 GiB of features (784.0 KiB per sample) ...
+        """
+        from nbfeat.engine.estimate import estimate
+
+        return estimate(self.prepare(inputs, layers=layers, nodes=nodes, pool=pool, **kwargs))
 
     @property
     def forward_lock(self) -> Any:

@@ -13,6 +13,7 @@ export interface TreeRow {
   shape: number[] | null;
   calls: number | null;
   role: string | null;
+  bytes?: number | null;
 }
 
 export interface ClickModifiers {
@@ -230,6 +231,19 @@ export class TreeModel {
     this.selectedSet = new Set(paths.filter((p) => this.has(p)));
     for (const p of this.selectedSet) this.reveal(p);
   }
+}
+
+/** Bytes as memory counts them (powers of 1024): 1536 -> "1.5 KB". */
+export function formatBytes(n: number | null | undefined): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return "";
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let v = n;
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v.toFixed(0)} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
 export function formatParams(n: number): string {

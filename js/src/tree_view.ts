@@ -1,7 +1,7 @@
 // The model tree view: search box, virtualised rows, selection synced with Python.
 import type { AnyModel } from "@anywidget/types";
 import { button, h, listen } from "./dom";
-import { formatParams, formatShape, TreeModel, type TreeRow } from "./tree_model";
+import { formatBytes, formatParams, formatShape, TreeModel, type TreeRow } from "./tree_model";
 import { VirtualList } from "./virtual_list";
 
 export interface TreeState {
@@ -11,6 +11,7 @@ export interface TreeState {
   selected: string[];
   focused: string;
   height: number;
+  note: string;
 }
 
 export const ROW_HEIGHT = 24;
@@ -45,11 +46,22 @@ export function renderTree(model: AnyModel<TreeState>, el: HTMLElement): () => v
     h("span", { text: "Type" }),
     h("span", { text: "Output", title: "Output shape for a batch of 1 (from a dry run on the meta device)" }),
     h("span", { text: "Params" }),
+    h("span", { text: "Size", title: "Bytes per sample of the output, as nbfeat stores it (from the dry run; text: 8 tokens)" }),
   );
   const viewport = h("div", { className: "nbfeat-tree-viewport", attrs: { tabindex: "0", role: "tree" } });
   const status = h("span", { className: "nbfeat-status nbfeat-tree-status" });
   const footer = h("div", { className: "nbfeat-footer" }, status, actions);
-  const root = h("div", { className: "nbfeat-tree" }, toolbar, header, viewport, footer);
+  const note = h("div", { className: "nbfeat-status nbfeat-tree-note" });
+  const heading = h("div", { className: "nbfeat-tree-title" });
+  const setTitle = () => {
+    heading.textContent = model.get("title") ?? "";
+  };
+  setTitle();
+  const root = h("div", { className: "nbfeat-tree" }, heading, toolbar, header, viewport, footer, note);
+  const setNote = () => {
+    note.textContent = model.get("note") ?? "";
+  };
+  setNote();
   el.classList.add("nbfeat-widget");
   el.append(root);
 
@@ -186,6 +198,8 @@ export function renderTree(model: AnyModel<TreeState>, el: HTMLElement): () => v
   model.on("change:selected", onSelected);
   model.on("change:rows", onRows);
   model.on("change:height", onHeight);
+  model.on("change:note", setNote);
+  model.on("change:title", setTitle);
   refresh();
 
   return () => {
@@ -193,6 +207,8 @@ export function renderTree(model: AnyModel<TreeState>, el: HTMLElement): () => v
     model.off("change:selected", onSelected);
     model.off("change:rows", onRows);
     model.off("change:height", onHeight);
+    model.off("change:note", setNote);
+    model.off("change:title", setTitle);
     list.dispose();
     root.remove();
   };
@@ -229,5 +245,10 @@ export function drawRow(tree: TreeModel, row: TreeRow, el: HTMLElement): void {
       title: row.shape ? `[${row.shape.join(", ")}]` : `shape unknown${calls}`,
     }),
     h("span", { className: "nbfeat-tree-params", text: formatParams(row.params), title: `${row.params.toLocaleString()} parameters` }),
+    h("span", {
+      className: "nbfeat-tree-bytes",
+      text: row.path ? formatBytes(row.bytes) : "",
+      title: row.bytes ? `${row.bytes.toLocaleString()} bytes per sample` : "size unknown",
+    }),
   );
 }

@@ -11,7 +11,7 @@ beforeEach(() => {
 afterEach(() => el.remove());
 
 function make(depth = 4, extra: Partial<TreeState> = {}) {
-  return new FakeModel<TreeState>({ _kind: "tree", title: "vit", rows: vitRows(depth), selected: [], focused: "", height: 240, ...extra });
+  return new FakeModel<TreeState>({ _kind: "tree", title: "vit", rows: vitRows(depth), selected: [], focused: "", height: 240, note: "", ...extra });
 }
 
 const rowEls = () => [...el.querySelectorAll<HTMLElement>(".nbfeat-tree-viewport .nbfeat-tree-row:not([hidden])")];
@@ -23,7 +23,7 @@ describe("tree view", () => {
     renderTree(m.asModel(), el);
     expect(rowEls().map((r) => r.dataset.path)).toEqual(["", "patch_embed", "blocks", "norm", "head"]);
     const cells = [...(rowOf("head") as HTMLElement).children].map((c) => c.textContent);
-    expect(cells).toEqual(["head", "Module", "1×8×64", "1.00K"]);
+    expect(cells).toEqual(["head", "Module", "1×8×64", "1.00K", ""]); // no bytes in these rows: blank
     expect(el.querySelector(".nbfeat-tree-status")?.textContent).toBe("32 modules · 0 selected");
   });
 
@@ -102,5 +102,32 @@ describe("tree view", () => {
     cleanup();
     expect(m.listenerCount()).toBe(0);
     expect(el.querySelector(".nbfeat-tree")).toBeNull();
+  });
+});
+
+describe("sizes and the explorer's note", () => {
+  it("shows each row's bytes per sample and the note under the list", async () => {
+    const { formatBytes } = await import("../src/tree_model");
+    expect(formatBytes(1536)).toBe("1.5 KB");
+    expect(formatBytes(401408)).toBe("392.0 KB");
+    expect(formatBytes(null)).toBe("");
+    const rows = vitRows(2).map((r) => ({ ...r, bytes: r.path ? 2048 : null }));
+    const m = make(2, { rows, note: "full extraction: 3 MB" });
+    renderTree(m.asModel(), el);
+    const first = rowEls().find((r) => r.dataset.path);
+    expect(first?.querySelector(".nbfeat-tree-bytes")?.textContent).toBe("2.0 KB");
+    expect(el.querySelector(".nbfeat-tree-note")?.textContent).toBe("full extraction: 3 MB");
+    m.fromKernel({ note: "changed" });
+    expect(el.querySelector(".nbfeat-tree-note")?.textContent).toBe("changed");
+    expect(el.querySelector(".nbfeat-tree-title")?.textContent).toBe("vit");
+  });
+});
+
+describe("splitter", () => {
+  it("keeps the tree width within bounds", async () => {
+    const { dragWidth } = await import("../src/splitter_view");
+    expect(dragWidth(500, 100, 160, 260, 900)).toBe(560);
+    expect(dragWidth(500, 100, -400, 260, 900)).toBe(260);
+    expect(dragWidth(500, 100, 2000, 260, 900)).toBe(900);
   });
 });

@@ -14,10 +14,24 @@ from __future__ import annotations
 from typing import Any
 
 import ipywidgets
+import traitlets
 
+from nbfeat.widgets._base import NbfeatWidget
 from nbfeat.widgets.browser import BrowserWidget, _backbone
 from nbfeat.widgets.sources import BackboneSource
-from nbfeat.widgets.tree_widget import TreeWidget, tree
+from nbfeat.widgets.tree_widget import TreeWidget, format_bytes, selection_bytes, tree
+
+
+class Splitter(NbfeatWidget):
+    """The drag handle between the explorer's tree and browser."""
+
+    _kind = traitlets.Unicode("splitter").tag(sync=True)
+
+    width = traitlets.Int(580).tag(sync=True)
+    """Width of the tree column in pixels; a drag sets it. Default: 580."""
+
+    min_width = traitlets.Int(280).tag(sync=True)
+    """The narrowest the tree column gets. Default: 280."""
 
 
 class Explorer(ipywidgets.HBox):
@@ -29,9 +43,11 @@ class Explorer(ipywidgets.HBox):
         self.tree: TreeWidget = tree(bb, height=height)
         first = layer or ""
         self.browser = BrowserWidget(self.source, layer=first)
-        self.tree.layout = ipywidgets.Layout(flex="1 1 420px", min_width="340px", max_width="720px")
-        self.browser.layout = ipywidgets.Layout(flex="2 1 480px", min_width="340px")
-        super().__init__([self.tree, self.browser], layout=ipywidgets.Layout(flex_flow="row wrap", align_items="flex-start", width="100%"))
+        # the whole cell wide: the tree at the splitter's width, the browser takes the rest
+        self.splitter = Splitter()
+        self.tree.layout = ipywidgets.Layout(flex=f"0 0 {self.splitter.width}px", min_width="260px")
+        self.browser.layout = ipywidgets.Layout(flex="1 1 0%", min_width="320px", overflow="auto")
+        super().__init__([self.tree, self.splitter, self.browser], layout=ipywidgets.Layout(flex_flow="row", align_items="stretch", width="100%"))
         self.add_class("nbfeat-explorer")
         self.tree.observe(self._on_tree, names=["selected", "focused"])
         self.browser.observe(self._on_browser, names=["layer"])
@@ -65,9 +81,26 @@ class Explorer(ipywidgets.HBox):
                 self.browser.depth = 0
                 self.browser.layer = shown
         self.browser._update_code(sel or ([shown] if shown else []))
+        self.tree.note = self.estimate_text(sel)
         linked = sel if len(sel) > 1 else self.source.default_linked()
         if linked != list(self.browser.linked_layers):
             self.browser.linked_layers = linked
+
+    def estimate_text(self, selected: list[str]) -> str:
+        """What a full extraction of `selected` over every input would take (one line)."""
+        if not selected:
+            return ""
+        per = selection_bytes(self.bb, self.tree.rows, selected)
+        if per is None:
+            return f"{len(selected)} selected · size unknown (a shape the dry run could not find)"
+        n = self.source.n_total
+        # a text model's dry run has 8 tokens: the real size scales with the texts' length
+        per_what = "sample" if self.bb.modality != "text" else "8 tokens"
+        total = format_bytes(per * n)
+        return (
+            f"full extraction of {len(selected)} layer{'s' if len(selected) > 1 else ''}: {format_bytes(per)}/{per_what} × {n} inputs "
+            f"= {total} in memory, up to {total} on disk (zarr, compressed: usually less)"
+        )
 
     def _on_browser(self, change: Any) -> None:
         layer = change["new"]
@@ -93,4 +126,4 @@ def explore(bb: Any, inputs: Any, max_samples: int = 16, height: int = 420, laye
     return Explorer(_backbone(bb), inputs, max_samples=max_samples, height=height, layer=layer, pool=pool)
 
 
-__all__ = ["Explorer", "explore"]
+__all__ = ["Explorer", "Splitter", "explore"]

@@ -173,6 +173,7 @@ class BackboneSource:
         self.pool = pool  # one pooling spec for every layer shown (None: the raw output)
         resolved = resolve_inputs(inputs, bb.modality)
         self.note = ""
+        self.n_total = len(resolved)  # every input: what a full extraction would cover
         if len(resolved) > max_samples:
             self.note = f"showing the first {max_samples} of {len(resolved)} inputs (max_samples)"
             resolved = resolved.subset(range(max_samples))

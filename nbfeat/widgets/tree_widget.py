@@ -42,6 +42,10 @@ class TreeWidget(NbfeatWidget):
     height = traitlets.Int(360).tag(sync=True)
     """Height of the scrolling list in pixels. Default: 360."""
 
+    note = traitlets.Unicode("").tag(sync=True)
+    """A line under the list: the explorer says there what a full extraction of the
+    selection would take in memory and on disk. Default: ""."""
+
     def __init__(self, rows: list[dict[str, Any]], title: str = "", **kwargs: Any) -> None:
         super().__init__(rows=rows, title=title, **kwargs)
 
@@ -113,11 +117,63 @@ def tree(model: Any, height: int = 360, **load_kwargs: Any) -> TreeWidget:
 
     target = _meta_backbone(model, load_kwargs) if isinstance(model, str) else model
     model_id = getattr(target, "id", None) or type(target).__name__
-    widget = TreeWidget(module_tree(target), title=str(model_id), height=height)
+    rows = with_bytes(module_tree(target), stored_itemsize(target))
+    widget = TreeWidget(rows, title=str(model_id), height=height)
     if hasattr(target, "dummy_inputs") and not isinstance(model, str):
         # `bb.extract(..., layers=bb.tree_widget.selected)` reads the last tree shown
         target.tree_widget = widget
     return widget
+
+
+def stored_itemsize(model: Any) -> int:
+    """Bytes per value nbfeat stores for this model's outputs: float16 stays float16;
+    float32 and bfloat16 (and autocast) are stored as float32."""
+    dtype = str(getattr(model, "dtype", None) or "float32").replace("torch.", "")
+    return 2 if dtype == "float16" and not getattr(model, "amp", False) else 4
+
+
+def with_bytes(rows: list[dict[str, Any]], itemsize: int) -> list[dict[str, Any]]:
+    """Each row with `bytes`: its output's size per sample (every call), None when unknown.
+
+    From the dry run's shapes (batch 1; for text, the dry run's 8 tokens).
+    """
+    out = []
+    for r in rows:
+        shape = r.get("shape")
+        n = None
+        if shape:
+            n = itemsize * max(int(r.get("calls") or 1), 1)
+            for s in shape[1:]:
+                n *= int(s)
+        out.append({**r, "bytes": n})
+    return out
+
+
+def selection_bytes(model: Any, rows: list[dict[str, Any]], selected: list[str]) -> int | None:
+    """Bytes per sample of extracting `selected` (`bb.estimate` when it exists), or None."""
+    estimate = getattr(model, "estimate", None)
+    if callable(estimate):
+        try:
+            got = estimate(layers=list(selected))
+            per = getattr(got, "bytes_per_sample", None)
+            if per is None and isinstance(got, dict):
+                per = got.get("bytes_per_sample")
+            if per is not None:
+                return int(per)
+        except Exception:  # an estimate that cannot answer: fall back on the tree's shapes
+            pass
+    by_path = {r["path"]: r.get("bytes") for r in rows}
+    sizes = [by_path.get(p) for p in selected]
+    return None if any(v is None for v in sizes) else int(sum(sizes))  # type: ignore[arg-type]
+
+
+def format_bytes(n: float) -> str:
+    """1536 -> '1.5 KB' (powers of 1024, as memory is counted)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
 
 
 def _meta_backbone(model_id: str, load_kwargs: dict[str, Any]) -> Any:

@@ -209,6 +209,19 @@ def _explorer_story(page, lab, work: Path, tag: str) -> None:
     expect(page.locator(".nbfeat-browser .nbfeat-browser-status")).to_contain_text("Pick a layer")
     _expand(page, "layer3")
 
+    # layout: the whole output width; the handle between tree and browser resizes them
+    ex = page.locator(".nbfeat-explorer")
+    area = ex.locator("xpath=ancestor::*[contains(@class,'jp-OutputArea-output')][1]").bounding_box()
+    assert ex.bounding_box()["width"] > 0.9 * area["width"], (ex.bounding_box(), area)
+    tree_box = tree.bounding_box()
+    handle = page.locator(".nbfeat-splitter").bounding_box()
+    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + 40)
+    page.mouse.down()
+    page.mouse.move(handle["x"] + 90, handle["y"] + 40, steps=5)
+    page.mouse.up()
+    assert tree.bounding_box()["width"] > tree_box["width"] + 60, (tree_box, tree.bounding_box())
+    expect(tree.locator(".nbfeat-tree-title")).to_have_text("torchvision:resnet18")  # the model name, whole
+
     # two layers, two pictures: same grid (14x14), different features
     _click_layer(page, "layer3.0")
     pca = page.locator(".nbfeat-browser [data-panel='pca'] canvas")

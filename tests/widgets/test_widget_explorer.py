@@ -9,7 +9,7 @@ import nbfeat
 
 def test_clicking_a_layer_shows_it_and_writes_the_code(resnet, pictures, monkeypatch):
     ex = nbfeat.explore(resnet, pictures[:2])
-    assert isinstance(ex, ipywidgets.HBox) and ex.children == (ex.tree, ex.browser)
+    assert isinstance(ex, ipywidgets.HBox) and ex.children == (ex.tree, ex.splitter, ex.browser)
     assert ex.browser.layer == "" and ex.selected == []  # nothing extracted before a click
     assert ex.source.extractions == 0
     # what a click in the tree view sends
@@ -33,3 +33,18 @@ def test_picking_in_the_browser_selects_in_the_tree(resnet, pictures):
     assert ex.tree.selected == ["layer4.0.bn2"] and ex.tree.focused == "layer4.0.bn2"
     ex.selected = ["fc"]
     assert ex.browser.layer == "fc" and ex.browser.channel == -1
+
+
+def test_rows_show_bytes_per_sample_and_the_explorer_says_what_a_full_run_takes(resnet, pictures):
+    ex = nbfeat.explore(resnet, pictures)
+    row = ex.tree.row("layer2")
+    assert row["shape"] == [1, 128, 28, 28] and row["bytes"] == 128 * 28 * 28 * 4  # float32
+    relu = ex.tree.row("layer1.0.relu")
+    assert relu["calls"] == 2 and relu["bytes"] == 2 * 64 * 56 * 56 * 4  # every call is stored
+    ex.tree.set_state({"selected": ["layer2", "layer3"], "focused": "layer3"})
+    per = (128 * 28 * 28 + 256 * 14 * 14) * 4
+    got = resnet.extract(pictures[:1], layers=["layer2", "layer3"], progress=False).nbfeat.to_numpy()
+    assert sum(a[0].nbytes for a in got.values()) == per  # what the extraction really holds
+    assert ex.tree.note.startswith(f"full extraction of 2 layers: {per / 1024:.1f} KB/sample × 4 inputs = {4 * per / 1024 ** 2:.1f} MB in memory")
+    half = nbfeat.load("torchvision:resnet18", pretrained=False, device="cpu", dtype="float16")
+    assert nbfeat.tree(half).row("layer2")["bytes"] == 128 * 28 * 28 * 2

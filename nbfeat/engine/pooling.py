@@ -117,7 +117,7 @@ def apply_pool(x: Any, layout: Layout, spec: PoolSpec | None, flatten: bool, mas
             elif kind == "flatten":
                 x = x.flatten(1)
             else:
-                raise NbfeatError(f"pool='{kind}' needs a token output; this layer gives a feature map (channel, y, x). Use 'mean', 'max' or ('avg2d', k).")
+                raise NbfeatError(f"pool='{kind}': this layer gives a feature map (channel, y, x), which has no {'class token' if kind == 'cls' else 'token order'}. Use 'mean', 'max' or ('avg2d', k).")
         elif layout.dims == ("token", "channel"):
             x = _pool_tokens(x, layout, spec, mask)
         elif kind == "flatten":

@@ -28,7 +28,7 @@ from nbfeat.engine.hooks import Capture
 from nbfeat.engine.pooling import Layout, PoolSpec, apply_pool, pooled_dims
 from nbfeat.engine.selection import Target, select
 from nbfeat.engine.stacking import Stacks
-from nbfeat.errors import InputError, UnknownLayerError
+from nbfeat.errors import InputError, NbfeatError, UnknownLayerError
 from nbfeat.models.adapters.base import MAP, Context, chain
 
 
@@ -242,13 +242,12 @@ class ExtractionRun:
         self._pieces = enc.pieces
         if enc.truncated:
             warnings.warn(
-                f"{enc.truncated} of {len(ids)} text(s) longer than the model's context ({limit} tokens) were truncated "
-                "(special tokens kept).",
+                f"{enc.truncated} text(s) longer than the model's context ({limit} tokens) were truncated.",
                 UserWarning,
                 stacklevel=4,
             )
         for i, row in enumerate(ids):
-            if not row:
+            if not row or all(enc.added[i]):  # nothing of its own: BERT's "" is [CLS] [SEP]
                 self._text_failed[i] = "empty text (no tokens)"
         self._ids = ids
         self._tmax = max([len(r) for r in ids] + [1])
@@ -345,7 +344,20 @@ class ExtractionRun:
             return model(**{name: x}) if name else model(x)
 
     def _transform(self, path: str, tensor: Any) -> list[Any]:
-        return [self._stacks.put(path, k, apply_pool(tensor, self._layout(path, view, tensor.dim()), p, self.flatten, self._mask)) for k, (p, view) in enumerate(self._pools[path])]
+        out = []
+        for k, (p, view) in enumerate(self._pools[path]):
+            layout = self._layout(path, view, tensor.dim())
+            try:
+                pooled = apply_pool(tensor, layout, p, self.flatten, self._mask)
+            except NbfeatError:
+                raise
+            except Exception as e:  # a restore or pool that does not fit this output: say so, no traceback
+                raise UnknownLayerError(
+                    f"Layer {path} of {self.bb.id} ({self.bb.adapter.family}): its output {tuple(tensor.shape)} does not fit "
+                    f"{'the layout ' + repr(layout.note) if layout.note else 'pooling ' + repr(str(p))} ({type(e).__name__}). Pick its block or another layer."
+                ) from None
+            out.append(self._stacks.put(path, k, pooled))
+        return out
 
     def _layout(self, path: str, view: str, ndim: int) -> Layout:
         """The family adapter's layout of `path` (its stage view when `view` names a stage)."""

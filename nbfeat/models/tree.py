@@ -26,7 +26,11 @@ def module_tree(model_or_backbone: Any, dummy: Any = None) -> list[dict[str, Any
     root), `type` (class name), `depth`, `parent` (path, None for the root), `params`
     (total, children included), `shape` (output shape at batch 1 as a list, None when
     unknown), `calls` (times called in one forward; None when unknown), `role`
-    ("block"/"attn"/"mlp" from a Backbone's node roles, else None).
+    ("block"/"attn"/"mlp" from a Backbone's node roles, else None). For a Backbone, `shape`
+    is the output as nbfeat delivers it (the family adapter's layout: windows merged back onto
+    the image grid, NHWC moved channel-first); where that differs from what the module returns,
+    `captured_shape` is the latter and `layout` says what was done. The root row's `family` names the adapter
+    (`generic` when nbfeat has none for this model).
 
     Args:
         model_or_backbone: an `nn.Module` or an nbfeat Backbone.
@@ -44,7 +48,8 @@ def module_tree(model_or_backbone: Any, dummy: Any = None) -> list[dict[str, Any
             for p in paths:
                 if p is not None:
                     roles.setdefault(p, role)
-    shapes, calls = _shape_pass(model, bb, dummy)
+    shapes, calls, inputs = _shape_pass(model, bb, dummy)
+    delivered = _delivered(bb, shapes, inputs) if bb is not None else {}
     rows = []
     for path, module in model.named_modules(remove_duplicate=True):
         depth = 0 if path == "" else path.count(".") + 1
@@ -61,25 +66,57 @@ def module_tree(model_or_backbone: Any, dummy: Any = None) -> list[dict[str, Any
                 "role": roles.get(path),
             }
         )
+        if path in delivered:  # only where the adapter changes the layout
+            shape, note = delivered[path]
+            rows[-1].update(shape=shape, captured_shape=shapes.get(path), layout=note)
+        if bb is not None and path == "":
+            rows[-1]["family"] = bb.adapter.family
     return rows
+
+
+def _delivered(bb: Any, shapes: dict[str, list[int]], inputs: dict[str, Any]) -> dict[str, tuple[list[int], str]]:
+    """path -> (shape as extracted, layout note), from the adapter's layout of each output."""
+    import torch
+
+    from nbfeat.models.adapters.base import Context
+
+    image = inputs.get("")
+    hw = None
+    if image is not None:
+        first = next((a for a in image[0] if isinstance(a, tuple)), None) or next((v for v in image[1].values() if isinstance(v, tuple)), None)
+        if first is not None and len(first) == 4:
+            hw = (int(first[2]), int(first[3]))
+    ctx = Context(input_hw=hw, calls=inputs)
+    out = {}
+    for path, shape in shapes.items():
+        try:
+            layout = bb.adapter.layout(path, len(shape), ctx)
+            if layout.restore is None:
+                continue
+            restored = layout.restore(torch.empty(shape, device="meta"))
+            out[path] = (list(restored.shape), layout.note)
+        except Exception:  # a layout that does not fit this dry run: the raw shape stays
+            continue
+    return out
 
 
 def _is_backbone(obj: Any) -> bool:
     return hasattr(obj, "dummy_inputs") and hasattr(obj, "model") and hasattr(obj, "nodes")
 
 
-def _shape_pass(model: Any, bb: Any, dummy: Any) -> tuple[dict[str, list[int]], dict[str, int] | None]:
-    """Shapes (first call) and call counts per module path; ({}, None) when nothing ran."""
-    best: tuple[dict[str, list[int]], dict[str, int] | None] = ({}, None)
+def _shape_pass(model: Any, bb: Any, dummy: Any) -> tuple[dict[str, list[int]], dict[str, int] | None, dict[str, Any]]:
+    """Shapes (first call), call counts and input summaries per module path; ({}, None, {})
+    when nothing ran."""
+    best: tuple[dict[str, list[int]], dict[str, int] | None, dict[str, Any]] = ({}, None, {})
     for device in ("meta", "real"):
         if device == "real" and not _real_pass_ok(model):
             break
         for args, kwargs in _attempts(model, bb, dummy, device):
-            shapes, calls, ok = _run_hooked(model, args, kwargs, meta=device == "meta")
+            shapes, calls, ok, inputs = _run_hooked(model, args, kwargs, meta=device == "meta")
             if ok:
-                return shapes, calls
+                return shapes, calls, inputs
             if len(shapes) > len(best[0]):
-                best = (shapes, None)  # a partial pass: shapes are right, counts may not be
+                best = (shapes, None, inputs)  # a partial pass: shapes are right, counts may not be
     return best
 
 
@@ -148,13 +185,28 @@ def _default_inputs(model: Any, device: Any) -> tuple[tuple[Any, ...], dict[str,
     return (torch.zeros((1, *size), dtype=_float_dtype(model), device=device),), {}
 
 
-def _run_hooked(model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], meta: bool) -> tuple[dict[str, list[int]], dict[str, int], bool]:
+def _run_hooked(model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], meta: bool) -> tuple[dict[str, list[int]], dict[str, int], bool, dict[str, Any]]:
     import torch
 
     from nbfeat.engine.hooks import hidden_state
 
     shapes: dict[str, list[int]] = {}
     calls: dict[str, int] = {}
+    inputs: dict[str, Any] = {}
+
+    def summary(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return tuple(int(i) for i in value.shape)
+        if isinstance(value, tuple | list) and all(isinstance(v, int) for v in value):
+            return tuple(value)
+        return value if isinstance(value, int | float | str | bool | type(None)) else type(value).__name__
+
+    def make_pre_hook(path: str) -> Any:
+        def hook(module: Any, args: Any, kwargs: Any) -> None:
+            if path not in inputs:  # the layout context: what each module was called with
+                inputs[path] = (tuple(summary(a) for a in args), {k: summary(v) for k, v in kwargs.items()})
+
+        return hook
 
     def make_hook(path: str) -> Any:
         def hook(module: Any, inputs: Any, output: Any) -> None:
@@ -168,6 +220,7 @@ def _run_hooked(model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], meta:
         return hook
 
     handles = [m.register_forward_hook(make_hook(p)) for p, m in model.named_modules()]
+    handles += [m.register_forward_pre_hook(make_pre_hook(p), with_kwargs=True) for p, m in model.named_modules()]
     # eval mode for the pass (batch-norm statistics must not move), the user's mode after
     training = {m: m.training for m in model.modules()}
     model.eval()
@@ -186,4 +239,4 @@ def _run_hooked(model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], meta:
             h.remove()
         for m, mode in training.items():
             m.training = mode
-    return shapes, calls, ok
+    return shapes, calls, ok, inputs

@@ -45,7 +45,7 @@ def test_unknown_layer_lists_closest_names(resnet, image_dir):
         resnet.extract(image_dir, layers=-9, progress=False)
     with pytest.raises(NbfeatError, match=r"Unknown pooling 'mena'.*Did you mean: mean"):
         resnet.extract(image_dir, layers="layer1", pool="mena", progress=False)
-    with pytest.raises(NbfeatError, match=r"needs a token output"):
+    with pytest.raises(NbfeatError, match=r"has no class token"):
         resnet.extract(image_dir, layers="layer1", pool="cls", progress=False)
 
 

@@ -1,0 +1,104 @@
+"""Family adapters: layouts from library metadata (not shapes), the generic fallback, the tree,
+and short errors for what nbfeat cannot do. Values per architecture: tests/conformance."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+
+import nbfeat
+from nbfeat.errors import NbfeatError
+from nbfeat.models.tree import module_tree
+from tests.core.helpers import assert_values
+
+SWIN = dict(depths=(2, 2), embed_dim=16, num_heads=(1, 2), img_size=(64, 96), window_size=4)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _saved_timm(tmp_path, name, **kwargs):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    ref = timm.create_model(name, pretrained=False, **kwargs).eval()
+    path = tmp_path / f"{name}.safetensors"
+    save_file(ref.state_dict(), str(path))
+    return ref, nbfeat.load(f"timm:{name}", weights=str(path), model_kwargs=kwargs)
+
+
+def test_a_map_whose_channels_equal_its_height_stays_nchw(tmp_path):
+    # resnet18 on 256x320: layer1 is 64 x 64 x 80, which a shape guess took for NHWC
+    ref, bb = _saved_timm(tmp_path, "resnet18")
+    x = torch.randn(2, 3, 256, 320)
+    ds = bb.extract(x, layers=["layer1"], progress=False)
+    with torch.no_grad():
+        want = ref.layer1(ref.maxpool(ref.act1(ref.bn1(ref.conv1(x)))))
+    assert ds["layer1"].dims == ("sample", "channel", "y", "x") and ds["layer1"].shape == (2, 64, 64, 80)
+    assert_values(ds["layer1"].values, want)
+    pooled = bb.extract(x, layers=["layer1"], pool="mean", progress=False)
+    assert_values(pooled["layer1"].values, want.mean(dim=(2, 3)))
+    assert "layout" not in ds["layer1"].attrs and ds["layer1"].attrs["family"] == "timm.cnn"
+
+
+@pytest.mark.parametrize("kwargs", [dict(img_size=(64, 96)), dict(dynamic_img_size=True)])
+def test_non_square_vit_grid_comes_from_the_patch_embedding(tmp_path, kwargs):
+    ref, bb = _saved_timm(tmp_path, "vit_tiny_patch16_224", depth=1, **kwargs)
+    x = torch.randn(2, 3, 64, 96)
+    ds = bb.extract(x, layers=[-1], progress=False)
+    assert ds["blocks.0"].attrs["grid"] == "4x6" and ds["blocks.0"].attrs["prefix_tokens"] == 1
+    grid = bb.extract(x, layers=[-1], pool=("avg2d", 1), progress=False)
+    assert_values(grid["blocks.0"].values[:, :, 0, 0], torch.as_tensor(ds["blocks.0"].values)[:, 1:].mean(dim=1))
+
+
+def test_generic_fallback_says_so_in_attrs_and_tree():
+    bb = nbfeat.load("torchvision:alexnet", pretrained=False)
+    assert bb.adapter.family == "generic"
+    ds = bb.extract(torch.randn(1, 3, 224, 224), layers=["features.0"], progress=False)
+    assert ds.attrs["family"] == "generic" and ds["features.0"].attrs["family"] == "generic"
+    assert module_tree(bb)[0]["family"] == "generic"
+    with pytest.raises(NbfeatError, match="no stages") as err:
+        bb.extract(torch.randn(1, 3, 224, 224), stages=[1], progress=False)
+    assert len(str(err.value)) < 300
+
+
+def test_tree_shows_windowed_attention_on_the_image_grid():
+    bb = nbfeat.load("timm:swin_tiny_patch4_window7_224", pretrained=False, model_kwargs=SWIN)
+    rows = {r["path"]: r for r in module_tree(bb)}
+    assert rows[""]["family"] == "timm.swin"
+    attn = rows["layers.0.blocks.1.attn"]
+    assert attn["captured_shape"] == [24, 16, 16]  # 24 windows of 4x4 tokens
+    assert attn["shape"] == [1, 16, 16, 24] and "windows undone" in attn["layout"] and "shift 2x2" in attn["layout"]
+    assert rows["layers.0.blocks.1"]["shape"] == [1, 16, 16, 24]  # NHWC moved to channel-first
+
+
+def test_nodes_on_a_hierarchical_model_give_one_group_per_stage():
+    bb = nbfeat.load("timm:swin_tiny_patch4_window7_224", pretrained=False, model_kwargs=SWIN)
+    dt = bb.extract(torch.randn(1, 3, 64, 96), nodes=["block"], progress=False)
+    assert set(dt.children) == {"block.stage1", "block.stage2"}
+    v = dt["block.stage2"]["block.stage2"]
+    assert v.dims == ("sample", "layer", "channel", "y", "x") and v.shape == (1, 2, 32, 8, 12)
+    assert list(dt["block.stage2"]["module"].values) == ["layers.1.blocks.0", "layers.1.blocks.1"]
+    assert [s.name for s in bb.stages] == ["stage0", "stage1", "stage2"]
+
+
+def test_short_errors_for_what_nbfeat_cannot_do():
+    bb = nbfeat.load("timm:swin_tiny_patch4_window7_224", pretrained=False, model_kwargs=SWIN)
+    x = torch.randn(1, 3, 64, 96)
+    cases = [
+        (dict(layers=[-1], pool="cls"), "no class token"),
+        (dict(layers=["layers.0.blocks.0.attn.softmax"], pool="mean"), "does not apply"),
+        (dict(stages=[7]), "stage0, stage1, stage2"),
+        (dict(layers="stage9"), "stage0, stage1, stage2"),
+        (dict(stages=["first"]), "stage numbers"),
+    ]
+    for kwargs, words in cases:
+        with pytest.raises(NbfeatError) as err:
+            bb.extract(x, progress=False, **kwargs)
+        assert words in str(err.value) and len(str(err.value)) < 300 and "Traceback" not in str(err.value), kwargs

@@ -89,6 +89,11 @@ def _role(name: Any, bb: Any) -> str:
 
 def _expand(bb: Any, spec: Any) -> list[Target]:
     paths = bb.layers()
+    if isinstance(spec, float):  # relative depth across the blocks: 0.0 first, 1.0 last
+        from nbfeat.analysis.depth import blocks_at
+
+        path = blocks_at(bb, [spec])[0]
+        return [Target(path, (path,), False, None)]
     if isinstance(spec, int) or (isinstance(spec, str) and _INDEX.match(spec)):
         i = int(spec)
         if not bb.blocks:

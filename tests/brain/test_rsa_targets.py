@@ -66,7 +66,7 @@ class _nullctx:
 def test_single_rdm_target_scores_equal_scipy_and_bootstrap_brackets_it(data):
     dt, resp = data
     t = target_rdms(resp, "euclidean", per_repeat=False)
-    res = nbfeat.compare(dt, t, rsa_corr="spearman", rdm_metric="euclidean", bootstrap=200, seed=0)
+    res = nbfeat.compare(dt, t, rsa_corr="spearman", rdm_metric="euclidean", bootstrap=100, seed=0)
     tv = pdist(resp.mean("repeat").values, "euclidean")
     mv = pdist(np.asarray(dt["/m1/b"]["b"].values), "euclidean")
     s = float(res.scores.sel(rep="m1/b").squeeze())
@@ -74,7 +74,7 @@ def test_single_rdm_target_scores_equal_scipy_and_bootstrap_brackets_it(data):
     lo, hi = res.ci.sel(rep="m1/b", bound="low").item(), res.ci.sel(rep="m1/b", bound="high").item()
     assert lo < s < hi and hi - lo < 0.5
     assert res.ceiling is None
-    again = nbfeat.compare(dt, t, rsa_corr="spearman", rdm_metric="euclidean", bootstrap=200, seed=0)
+    again = nbfeat.compare(dt, t, rsa_corr="spearman", rdm_metric="euclidean", bootstrap=100, seed=0)
     np.testing.assert_array_equal(again.ci.values, res.ci.values)  # seeded
     tab = res.table
     assert {"model", "layer", "depth", "target", "score", "ci_low", "ci_high"} <= set(tab.columns)

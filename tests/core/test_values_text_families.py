@@ -31,7 +31,7 @@ def _own_tokens(tok, text, **kw):
 def test_token_text_round_trips_and_keeps_special_tokens(models, family):
     bb = models[family]
     tok = bb.tokenizer
-    with pytest.warns(UserWarning, match=r"1 of 4 text\(s\) longer than the model's context \(32 tokens\) were truncated"):
+    with pytest.warns(UserWarning, match=r"^1 text\(s\) longer than the model's context \(32 tokens\) were truncated\.$"):
         ds = bb.extract([*TEXTS, LONG], layers=[-1], progress=False)
     assert ds.sizes["token"] == CONTEXT  # never past the context, never a crash
     for i, text in enumerate([*TEXTS, LONG]):
@@ -173,3 +173,10 @@ def test_tokenizer_without_offsets_keeps_its_end_token():
     assert enc.truncated == 1 and len(enc.ids[0]) == 77 and enc.ids[0][-1] == raw.eot_token_id
     assert enc.ids[1][0] == raw.sot_token_id and enc.ids[1][-1] == raw.eot_token_id and len(enc.ids[1]) == 4
     assert "".join(enc.pieces[1][1:-1]).replace(" ", "") == "acat"
+
+
+@pytest.mark.parametrize("family", ["bert", "t5", "gpt2"])
+def test_an_empty_text_is_recorded_as_failed_on_every_family(models, family):
+    """BERT makes [CLS] [SEP] of "", T5 </s>: still no token of the text's own."""
+    ds = models[family].extract(["a cat", "", "the sky"], layers=[-1], pool="mean", progress=False)
+    assert list(ds["sample"].values) == ["0", "2"] and "empty text" in ds.attrs["failed"]

@@ -85,6 +85,18 @@ def test_text_tower_vs_encode_text(tiny):
     np.testing.assert_allclose(mine.numpy(), pooled[:1].numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_long_text_keeps_the_end_token_as_open_clip_does(tiny):
+    model, ckpt = tiny
+    tb = nbfeat.load("openclip:nbfeat-tiny-clip/text", weights=ckpt)
+    text = " ".join(["cat"] * 100)
+    with pytest.warns(UserWarning, match="truncated"):
+        ds = tb.extract([text], layers=["ln_final"], progress=False)
+    assert ds.sizes["token"] == 77 and ds["token_text"].values[0, -1] == "<end_of_text>"
+    ids = open_clip.get_tokenizer("nbfeat-tiny-clip")([text])
+    got, _ = hooked({"ln": model.ln_final}, lambda: model.encode_text(ids))
+    np.testing.assert_allclose(ds["ln_final"].values[0], got["ln"].numpy()[0], rtol=1e-4, atol=1e-5)
+
+
 def test_names_and_errors():
     from nbfeat.errors import NbfeatError, UnknownModelError
 

@@ -129,6 +129,7 @@ def extract(
     overwrite: bool = False,
     cache: Any = None,
     preprocess: Any = None,
+    stages: Any = None,
 ) -> Any:
     """Extract from one model (returns what `Backbone.extract` returns) or several.
 
@@ -138,7 +139,7 @@ def extract(
     `cache=True` keeps each model's features in the notebook cache (nbfeat.cache).
     `device`, `dtype`, `channels_last`, `amp`, `pretrained`, `weights`, `model_kwargs` and
     `preprocess` go to `nbfeat.load` (`weights`, `model_kwargs` and `preprocess` may be keyed
-    by model id too). A `torch.nn.Module` in `models` is loaded with `nbfeat.load(module)`.
+    by model id too). `stages` (HF out_indices numbering) as in `Backbone.extract`. A `torch.nn.Module` in `models` is loaded with `nbfeat.load(module)`.
 
     Example:
         >>> dt = nbfeat.extract(["resnet18", "alexnet"], "images/", layers=-1, pretrained=False)  # doctest: +SKIP
@@ -162,6 +163,7 @@ def extract(
             inputs, layers=for_model(layers, mid), nodes=for_model(nodes, mid), pool=for_model(pool, mid),
             flatten=flatten, batch_size=batch_size, num_workers=num_workers, ids=ids, labels=labels,
             out=target, client=client, progress=progress, overwrite=overwrite, cache=cache,
+            **({"stages": for_model(stages, mid)} if stages is not None else {}),
         )
     if not many:
         return results[ids_[0]]

@@ -45,8 +45,9 @@ NOTES = """## How to read the results
   tokens dropped, NCHW; HF Swin: the per-stage LayerNorm of `SwinBackbone`, output *before*
   downsampling). For timm CNNs whose `feature_info` starts at stride 2 (ResNet, RegNet,
   EfficientNet, MobileNetV3), `stageK` is `features_only` `out_indices=(K,)`; for Swin,
-  ConvNeXt, Hiera and ViTs `stage0` is the stem / patch embedding and `stageK` is feature level
-  K-1. `bb.stages` lists them.
+  ConvNeXt and SAM2 HieraDet `stage0` is the stem / patch embedding and `stageK` is feature
+  level K-1; Hiera, SAM and timm ViTs start at `stage1` (block or stage K-1 on its grid: timm
+  lists no stem level for them). `bb.stages` lists them.
 - **Layouts** come from the family adapter, never from sizes: NHWC outputs (Swin, SAM,
   ConvNeXt MLPs) are moved to channel-first, window-partitioned attention (Swin incl. shifted
   windows, SAM, SAM2) is merged back onto the image grid with the block's own un-partition,

@@ -8,8 +8,9 @@ call the functions timm's blocks use themselves (`window_reverse`, `window_unpar
 
 Stages (HF `out_indices` numbering): CNNs whose `feature_info` starts at stride 2 (ResNet,
 RegNet, EfficientNet, MobileNetV3) number stages as `features_only` `out_indices` do (stage0
-is timm's first level: ResNet `act1`, before the max-pool). Swin, ConvNeXt, Hiera and ViTs
-list no stem level: stage0 is the stem / patch embedding and stage k is feature level k-1.
+is timm's first level: ResNet `act1`, before the max-pool). Swin, ConvNeXt and HieraDet list
+no stem level: stage0 is the stem / patch embedding and stage k is feature level k-1. Hiera,
+SAM and ViTs start at stage1 (stage k: block or stage k-1 on its grid).
 """
 
 from __future__ import annotations

@@ -107,3 +107,36 @@ def test_a_diffusers_unet_through_hf_points_to_diffusers(pipe):
     assert nbfeat.models.registry.lookup(str(pipe)).source == "diffusers"  # a bare pipeline folder
     with pytest.raises(NbfeatError, match="timestep"):
         nbfeat.load(f"diffusers:{pipe}", model_kwargs={"timestep": 5000})
+
+
+def test_a_dit_pipeline_gives_its_transformer_blocks(tmp_path, image_dir):
+    from PIL import Image
+
+    torch.manual_seed(1)
+    root = tmp_path / "tiny-dit"
+    dit = diffusers.DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=8, num_layers=2, sample_size=8, patch_size=2, num_embeds_ada_norm=10)
+    vae = diffusers.AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 32), norm_num_groups=32,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"), up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+    )
+    for name, part in (("transformer", dit), ("vae", vae), ("scheduler", diffusers.DDPMScheduler(num_train_timesteps=1000))):
+        part.save_pretrained(root / name)
+    (root / "model_index.json").write_text(json.dumps({
+        "_class_name": "DiTPipeline", "transformer": ["diffusers", "DiTTransformer2DModel"],
+        "vae": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", "DDPMScheduler"],
+    }))
+    bb = nbfeat.load(f"diffusers:{root}", model_kwargs={"timestep": 250, "class_label": 3})
+    paths = sorted(image_dir.rglob("*.png"))[:2]
+    ds = bb.extract(paths, layers=["transformer.transformer_blocks.1"], progress=False)
+    x = torch.stack([bb.preprocess(Image.open(p).convert("RGB")) for p in paths])
+    got = {}
+    h = dit.transformer_blocks[1].register_forward_hook(lambda m, a, o: got.__setitem__("b1", o.detach().clone()))
+    with torch.no_grad():
+        lat = vae.eval().encode(x).latent_dist.mean * vae.config.scaling_factor
+        noise = torch.randn(lat.shape[1:], generator=torch.Generator().manual_seed(0)).expand_as(lat)
+        t = torch.full((2,), 250, dtype=torch.long)
+        noisy = diffusers.DDPMScheduler(num_train_timesteps=1000).add_noise(lat, noise, t)
+        dit.eval()(noisy, timestep=t, class_labels=torch.full((2,), 3, dtype=torch.long))
+    h.remove()
+    np.testing.assert_allclose(ds["transformer.transformer_blocks.1"].values, got["b1"].numpy(), rtol=1e-4, atol=1e-5)
+    assert ds.attrs["class_label"] == 3 and ds.attrs["timestep"] == 250

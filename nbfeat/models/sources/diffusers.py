@@ -6,10 +6,14 @@ The model nbfeat hooks is `DiffusionFeatures`: an image (in [-1, 1]) is encoded 
 the pipeline's own scheduler (`add_noise`) and a noise drawn from `seed` (the same noise for
 every image, so features do not depend on batching), then passed through the UNet with the
 prompt encoded by the pipeline's text encoder (the empty prompt by default). The layers are
-`unet.down_blocks.<i>`, `unet.mid_block`, `unet.up_blocks.<i>` (and everything inside).
+`unet.down_blocks.<i>`, `unet.mid_block`, `unet.up_blocks.<i>` (and everything inside). A DiT
+pipeline (`DiTTransformer2DModel`) gives `transformer.transformer_blocks.<i>`, conditioned on
+`class_label` (default: the null class, i.e. unconditional).
 
 `model_kwargs`: `timestep` (default 100 of the scheduler's 1000), `prompt` (default ""),
-`seed` (default 0), `resolution` (default: the VAE's `sample_size`, 512 for SD 1.x). All are
+`seed` (default 0), `resolution` (default: the pipeline's own, the denoiser's `sample_size`
+times the VAE's downsampling, 512 for SD 1.x),
+`class_label` (DiT only). All are
 recorded in provenance (attrs and `preprocessing`, hence the store key).
 
 >>> bb = nbfeat.load("diffusers:CompVis/stable-diffusion-v1-4",
@@ -30,7 +34,8 @@ from nbfeat.models.loaded import Loaded
 from nbfeat.models.sources.base import Request, Source
 
 DEFAULTS = {"timestep": 100, "prompt": "", "seed": 0}
-_KNOWN = {"timestep", "prompt", "seed", "resolution"}
+_KNOWN = {"timestep", "prompt", "seed", "resolution", "class_label"}
+_DITS = ("DiTTransformer2DModel", "Transformer2DModel")
 
 
 def _module_base() -> Any:
@@ -40,15 +45,18 @@ def _module_base() -> Any:
 
 
 class DiffusionFeatures(_module_base()):  # type: ignore[misc]
-    """VAE-encode, noise to a timestep, run the UNet: the forward whose blocks nbfeat hooks."""
+    """VAE-encode, noise to a timestep, run the denoiser (a UNet, or a DiT `transformer`):
+    the forward whose blocks nbfeat hooks."""
 
-    def __init__(self, vae: Any, unet: Any, scheduler: Any, prompt_embeds: Any, timestep: int, seed: int):
+    def __init__(self, vae: Any, denoiser: Any, scheduler: Any, prompt_embeds: Any, timestep: int, seed: int, kind: str = "unet", class_label: int | None = None):
         super().__init__()
         self.vae = vae
-        self.unet = unet
+        self.kind = kind
+        setattr(self, kind, denoiser)  # `unet.down_blocks.0`, `transformer.transformer_blocks.3`
         self.scheduler = scheduler  # a config object, not a module
         self.timestep = int(timestep)
         self.seed = int(seed)
+        self.class_label = class_label
         self.register_buffer("prompt_embeds", prompt_embeds, persistent=False)
 
     def forward(self, x: Any) -> Any:
@@ -60,6 +68,9 @@ class DiffusionFeatures(_module_base()):  # type: ignore[misc]
         noise = noise.expand_as(latents)
         t = torch.full((latents.shape[0],), self.timestep, dtype=torch.long, device=latents.device)
         noisy = self.scheduler.add_noise(latents, noise, t)
+        if self.kind == "transformer":  # DiT: class-conditional (the null class by default)
+            labels = torch.full((latents.shape[0],), int(self.class_label or 0), dtype=torch.long, device=latents.device)
+            return self.transformer(noisy, timestep=t, class_labels=labels).sample
         if self.prompt_embeds is None:
             return self.unet(noisy, t).sample
         cond = self.prompt_embeds.to(noisy.dtype).expand(latents.shape[0], *self.prompt_embeds.shape[1:])
@@ -71,7 +82,7 @@ class DiffusersSource(Source):
     extra = "diffusers"
     requires = ("diffusers",)
     checks_names = False
-    default_preprocess = "resize + center crop to the VAE's sample size (512 for SD 1.x), scaled to [-1, 1]"
+    default_preprocess = "resize + center crop to the pipeline's image size (512 for SD 1.x), scaled to [-1, 1]"
 
     def rows(self) -> list[tuple[str, str, str, str, str, str]]:
         return [
@@ -92,17 +103,20 @@ class DiffusersSource(Source):
         try:
             with offline_unless_reachable():
                 index = _model_index(path, kw)
+                kind = "unet"
                 unet_cls = _component_class(index, "unet", diffusers)
+                if unet_cls is None and isinstance(index.get("transformer"), list) and index["transformer"][1] in _DITS:
+                    kind, unet_cls = "transformer", _component_class(index, "transformer", diffusers)
                 if unet_cls is None:
-                    kind = "a transformer (DiT/MMDiT)" if "transformer" in index else "no UNet"
-                    raise NbfeatError(f"'diffusers:{req.name}' has {kind}: nbfeat's diffusers source reads UNet pipelines (Stable Diffusion 1.x/2.x, UNet2DModel); bring other pipelines' denoisers as a module.")
+                    what = f"a {index['transformer'][1]} denoiser" if isinstance(index.get("transformer"), list) else "no UNet"
+                    raise NbfeatError(f"'diffusers:{req.name}' has {what}: nbfeat's diffusers source reads UNet pipelines (Stable Diffusion 1.x/2.x, UNet2DModel) and DiT; bring other denoisers (SD3's MMDiT, Flux) as a module.")
                 vae_cls = _component_class(index, "vae", diffusers) or diffusers.AutoencoderKL
                 sched_cls = _component_class(index, "scheduler", diffusers) or diffusers.DDPMScheduler
                 if req.pretrained or req.weights is not None:
-                    unet = unet_cls.from_pretrained(path, subfolder="unet", **kw)
+                    unet = unet_cls.from_pretrained(path, subfolder=kind, **kw)
                     vae = vae_cls.from_pretrained(path, subfolder="vae", **kw)
                 else:
-                    unet = unet_cls.from_config(unet_cls.load_config(path, subfolder="unet", **kw))
+                    unet = unet_cls.from_config(unet_cls.load_config(path, subfolder=kind, **kw))
                     vae = vae_cls.from_config(vae_cls.load_config(path, subfolder="vae", **kw))
                 scheduler = sched_cls.from_pretrained(path, subfolder="scheduler", **kw)
                 prompt_embeds = _encode_prompt(path, index, str(opts["prompt"]), req.pretrained or req.weights is not None, kw)
@@ -112,8 +126,16 @@ class DiffusersSource(Source):
             raise offline_error(f"diffusers:{req.name}", e) from None
         if not 0 <= int(opts["timestep"]) < int(scheduler.config.num_train_timesteps):
             raise NbfeatError(f"timestep must be in [0, {scheduler.config.num_train_timesteps}), got {opts['timestep']}.")
-        model = DiffusionFeatures(vae.eval(), unet.eval(), scheduler, prompt_embeds, int(opts["timestep"]), int(opts["seed"])).eval()
-        size = int(opts.get("resolution") or getattr(vae.config, "sample_size", 512))
+        label = None
+        if kind == "transformer":
+            if opts["prompt"]:
+                raise NbfeatError("A DiT pipeline takes class_label= (an ImageNet class id), not a prompt.")
+            null = getattr(unet.config, "num_embeds_ada_norm", None)
+            label = int(opts.get("class_label", null if null is not None else 0))
+        model = DiffusionFeatures(vae.eval(), unet.eval(), scheduler, prompt_embeds, int(opts["timestep"]), int(opts["seed"]), kind=kind, class_label=label).eval()
+        # the pipelines' own default image size: the denoiser's latent size times the VAE's factor
+        factor = 2 ** (len(getattr(vae.config, "block_out_channels", (0,) * 4)) - 1)
+        size = int(opts.get("resolution") or int(unet.config.sample_size) * factor)
         from torchvision import transforms as T
 
         from nbfeat.models.sources.preprocess import describe
@@ -124,6 +146,8 @@ class DiffusersSource(Source):
         else:
             tag = f"diffusers:{req.name}" if req.pretrained else "random"
         diffusion = {"timestep": int(opts["timestep"]), "prompt": str(opts["prompt"]), "seed": int(opts["seed"]), "scheduler": type(scheduler).__name__}
+        if label is not None:
+            diffusion["class_label"] = label
         return Loaded(
             model=model,
             modality="image",
@@ -132,7 +156,7 @@ class DiffusersSource(Source):
             input_size=(3, size, size),
             preprocessing={**describe(transform), "diffusion": diffusion},
             versions={"diffusers_version": diffusers.__version__},
-            attrs={"timestep": diffusion["timestep"], "prompt": diffusion["prompt"], "seed": diffusion["seed"], "scheduler": diffusion["scheduler"]},
+            attrs={k: v for k, v in diffusion.items()},
         )
 
 

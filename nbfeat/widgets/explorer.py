@@ -119,10 +119,19 @@ def explore(bb: Any, inputs: Any, max_samples: int = 16, height: int = 420, laye
         layer: a module path to show first.
         pool: one pooling spec for every layer shown (None: the raw outputs).
 
+    With a `Comparison` (from `nbfeat.compare`) and the data it compared, the heatmap of
+    the comparison: a click on a cell opens both layers side by side (see
+    `nbfeat.widgets.comparison`).
+
     Example:
         >>> bb = nbfeat.load("torchvision:resnet18", pretrained=False)     # doctest: +SKIP
         >>> nbfeat.explore(bb, "images/")                                 # doctest: +SKIP
+        >>> nbfeat.explore(nbfeat.compare(dt), dt)                        # doctest: +SKIP
     """
+    if hasattr(bb, "matrix") and hasattr(bb, "sources"):  # a Comparison
+        from nbfeat.widgets.comparison import compare_view
+
+        return compare_view(bb, inputs)  # type: ignore[return-value]
     return Explorer(_backbone(bb), inputs, max_samples=max_samples, height=height, layer=layer, pool=pool)
 
 

@@ -147,26 +147,45 @@ def _page(chromium, url):
     return pg
 
 
+DONE = """n => {
+  const p = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')].map(e => e.textContent.trim());
+  return p.length >= n && p.slice(0, n).every(t => /^\\[\\d+\\]:$/.test(t));
+}"""
+STARTED = "() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')].some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))"
+
+
+def _accept_kernel_dialog(page) -> bool:
+    """A "Select Kernel" dialog (a session whose kernel is not up yet): keep the preferred one."""
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count() and dialog.first.is_visible():
+        dialog.locator(".jp-mod-accept").first.click()
+        return True
+    return False
+
+
+def _menu_run_all(page) -> None:
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+
+
 def _run_all(page, n: int) -> None:
     """Run > Run All Cells, again if the kernel dropped it, until every prompt reads [n]:."""
-    prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt")
-    expect(prompts).to_have_count(n, timeout=90_000)
+    expect(page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt")).to_have_count(n, timeout=90_000)
     for _attempt in range(6):
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        _accept_kernel_dialog(page)
+        _menu_run_all(page)
         try:  # a Run All sent before the kernel is really ready is dropped silently (jupyterlab#15420)
-            page.wait_for_function("() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')].some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))", timeout=15_000)
+            page.wait_for_function(STARTED, timeout=15_000)
             break
         except Exception:
             page.keyboard.press("Escape")
-    page.wait_for_function(
-        """n => {
-          const p = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')].map(e => e.textContent.trim());
-          return p.length >= n && p.slice(0, n).every(t => /^\\[\\d+\\]:$/.test(t));
-        }""",
-        arg=n,
-        timeout=240_000,
-    )
+    deadline = time.time() + 300
+    while not page.evaluate(DONE, n):
+        if time.time() > deadline:
+            raise TimeoutError("the notebook did not finish running in 300 s")
+        if _accept_kernel_dialog(page):
+            _menu_run_all(page)  # the cells the dialog interrupted
+        page.wait_for_timeout(1000)
 
 
 PIXELS = """canvas => {

@@ -94,7 +94,8 @@ def _expand(bb: Any, spec: Any) -> list[Target]:
 
         path = blocks_at(bb, [spec])[0]
         return [Target(path, (path,), False, None)]
-    if isinstance(spec, int) or (isinstance(spec, str) and _INDEX.match(spec)):
+    # "0" names a module of an nn.Sequential (a user's model); the int 0 is always a block index
+    if isinstance(spec, int) or (isinstance(spec, str) and _INDEX.match(spec) and spec not in paths):
         i = int(spec)
         if not bb.blocks:
             raise UnknownLayerError(f"Block index {i}: {bb.id} has no repeated blocks; name a module (bb.layers()).")

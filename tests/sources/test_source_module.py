@@ -163,3 +163,11 @@ def test_a_text_module_with_its_tokenizer(tmp_path):
             ref = lm(ids, output_hidden_states=True).hidden_states[1][0]  # the output of h.0
         np.testing.assert_allclose(ds["h.0"].values[i][mask[i]], ref.numpy(), rtol=1e-4, atol=1e-5)
     assert ds.attrs["modality"] == "text" and ds.attrs["model"] == "my-lm"
+
+
+def test_a_sequential_names_its_modules_by_number():
+    seq = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3)).eval()
+    x = torch.randn(2, 3, 16, 12)
+    ds = nbfeat.load(seq).extract(x, layers="2", progress=False)
+    with torch.no_grad():
+        np.testing.assert_allclose(ds["2"].values, seq(x).numpy(), rtol=1e-5, atol=1e-6)

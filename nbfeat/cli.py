@@ -5,8 +5,10 @@
     nbfeat models dinov2
     nbfeat tree torchvision:resnet18 --depth 2
 
-Exit status: 0 done, 2 a usage or user error (one line on stderr), 1 an unexpected error
-(a traceback: please report it), 130 interrupted.
+Exit status (docs/cli.md): 0 done, 2 a usage or user error such as bad input (one line on
+stderr), 3 the store is being written by another process, 4 nothing can be written there (a
+full disk or quota, a read-only file system), 1 an unexpected error (a traceback: please
+report it), 130 interrupted, 141 the reader of stdout went away (`nbfeat models | head`).
 """
 
 from __future__ import annotations
@@ -37,13 +39,27 @@ out: feats.zarr
 PATH_ERRORS: tuple[type[OSError], ...] = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError)
 # and so is a full disk or quota (OSError with these errno values)
 DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+READ_ONLY = (errno.EROFS,)
+# exit statuses (documented in docs/cli.md)
+EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_BUSY, EXIT_NO_SPACE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 3, 4, 130, 141
 
 
 def is_user_error(error: BaseException) -> bool:
     """True for mistakes the user fixes (shown as one line); False for bugs (a traceback)."""
     if isinstance(error, (NbfeatError, *PATH_ERRORS)):
         return True
-    return isinstance(error, OSError) and error.errno in DISK_FULL
+    return isinstance(error, OSError) and error.errno in (*DISK_FULL, *READ_ONLY)
+
+
+def exit_status(error: BaseException) -> int:
+    """The exit status for a user error (see the module docstring)."""
+    from nbfeat.store.lock import StoreBusyError
+
+    if isinstance(error, StoreBusyError):
+        return EXIT_BUSY
+    if isinstance(error, OSError) and not isinstance(error, NbfeatError) and error.errno in (*DISK_FULL, *READ_ONLY):
+        return EXIT_NO_SPACE
+    return EXIT_USER
 
 
 def user_message(error: BaseException) -> str:
@@ -54,6 +70,9 @@ def user_message(error: BaseException) -> str:
             f"{error.strerror or 'No space left on device'}{where}. Free some space and run the same "
             "command again: a store keeps its finished chunks and resumes."
         )
+    if isinstance(error, OSError) and not isinstance(error, NbfeatError) and error.errno in READ_ONLY:
+        where = f" ({error.filename})" if error.filename else ""
+        return one_line(f"Read-only file system{where}: write to a folder you can write to (out: / --out).")
     if isinstance(error, OSError) and not isinstance(error, NbfeatError) and error.filename:
         return one_line(f"{error.strerror}: {error.filename}")
     return one_line(str(error))
@@ -113,17 +132,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     show = warnings.formatwarning
     warnings.formatwarning = _one_line_warning
     try:
-        return _COMMANDS[args.command](args)
+        status = _COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        return _reader_gone()
     except Exception as e:
         if args.traceback or not is_user_error(e):
             raise
-        print(f"nbfeat {args.command}: {user_message(e)}", file=sys.stderr)
-        return 2
+        _say(f"nbfeat {args.command}: {user_message(e)}")
+        return exit_status(e)
     except KeyboardInterrupt:
-        print("nbfeat: interrupted. Rerun the same command to resume a run with out=.", file=sys.stderr)
-        return 130
+        _say("nbfeat: interrupted. Rerun the same command to resume a run with out=.")
+        return EXIT_INTERRUPTED
     finally:
         warnings.formatwarning = show
+
+
+def _say(line: str) -> None:
+    try:
+        print(line, file=sys.stderr)
+    except (BrokenPipeError, OSError):  # stderr closed too: the status says it
+        pass
+
+
+def _reader_gone() -> int:
+    """stdout's reader went away (`nbfeat models | head`): stop quietly, as `ls | head` does."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second BrokenPipeError when Python flushes at exit
+    except (OSError, ValueError):
+        pass
+    return EXIT_PIPE
 
 
 def _one_line_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> str:

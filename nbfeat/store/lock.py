@@ -71,7 +71,13 @@ def store_lock(target: Any, wait: float = 0.0) -> Iterator[None]:
         yield
         return
     path = lock_path(target)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    parent = os.path.dirname(path) or "."
+    for up in [parent, *(p for p in _parents(parent))]:
+        if os.path.lexists(up):
+            if not os.path.isdir(up):  # say it about the store path, as creating it would
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), target)
+            break
+    os.makedirs(parent, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         flocked = _flock(fd, path, target, wait)
@@ -141,6 +147,15 @@ def _exclusive(path: str, target: str, wait: float) -> int:
             if time.monotonic() >= deadline:
                 raise _busy(target, info) from None
             time.sleep(0.2)
+
+
+def _parents(path: str) -> Iterator[str]:
+    while True:
+        up = os.path.dirname(path)
+        if up == path:
+            return
+        yield up
+        path = up
 
 
 def _read(path: str) -> dict[str, Any] | None:

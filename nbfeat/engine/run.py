@@ -348,7 +348,7 @@ class ExtractionRun:
         for k, (p, view) in enumerate(self._pools[path]):
             layout = self._layout(path, view, tensor.dim())
             try:
-                pooled = apply_pool(tensor, layout, p, self.flatten, self._mask)
+                pooled = apply_pool(self._full_width(tensor, layout, p), layout, p, self.flatten, self._mask)
             except NbfeatError:
                 raise
             except Exception as e:  # a restore or pool that does not fit this output: say so, no traceback
@@ -358,6 +358,21 @@ class ExtractionRun:
                 ) from None
             out.append(self._stacks.put(path, k, pooled))
         return out
+
+    def _full_width(self, tensor: Any, layout: Layout, pool: PoolSpec | None) -> Any:
+        """Text tokens about to be flattened: pads NaN and the token axis at the run's width,
+        so every batch (each at its own length) flattens to the same features."""
+        if not (layout.text and layout.dims == ("token", "channel") and self._mask is not None):
+            return tensor
+        if not (self.flatten and pool is None) and not (pool is not None and pool.kind == "flatten"):
+            return tensor
+        import torch
+
+        x = tensor.masked_fill(~self._mask.bool().unsqueeze(-1), float("nan"))
+        missing = self._tmax - x.shape[1]
+        if missing > 0:
+            x = torch.cat([x, x.new_full((x.shape[0], missing, x.shape[2]), float("nan"))], dim=1)
+        return x
 
     def _layout(self, path: str, view: str, ndim: int) -> Layout:
         """The family adapter's layout of `path` (its stage view when `view` names a stage)."""

@@ -35,6 +35,7 @@ PATHS = {
     "clip_text": ("encoder.layers.{i}", "encoder.layers.{i}.self_attn", "encoder.layers.{i}.mlp", None),
 }
 CLASS_TOKEN = {"bert", "roberta", "albert"}
+TEXT_POOLS = ("mean", "mean_all", "max", "last", "flatten")
 
 
 def _build(family: str) -> Any:
@@ -116,15 +117,18 @@ def reference(model: Any, texts: list[str]) -> dict[str, Any]:
     lengths = [r.shape[0] for r in per_text["block"]]
     last_block = want["block"] if family == "albert" else want["block"][:, -1]
     tokens_axis = last_block.dim() - 2
-    pools = {"mean": [], "last": [], "cls": []}
+    pools: dict[str, list[Any]] = {"mean": [], "mean_all": [], "max": [], "last": [], "cls": []}
     for i, n in enumerate(lengths):
-        real = last_block[i].narrow(tokens_axis - 1, 0, n)
+        real = last_block[i].narrow(tokens_axis - 1, 0, n)  # this text's tokens only
         pools["mean"].append(real.mean(dim=tokens_axis - 1))
+        pools["mean_all"].append(real.mean(dim=tokens_axis - 1))  # no prefix tokens in text: the same
+        pools["max"].append(real.amax(dim=tokens_axis - 1))
         pools["last"].append(real.select(tokens_axis - 1, n - 1))
         pools["cls"].append(real.select(tokens_axis - 1, 0))
     for kind, rows in pools.items():
         if kind != "cls" or family in CLASS_TOKEN:
             want[f"pool:{kind}"] = torch.stack(rows)
+    want["pool:flatten"] = last_block.flatten(start_dim=-2)  # every position, NaN after each text
     return want
 
 
@@ -137,7 +141,7 @@ def _row(rid: str, family: str, adapter: str, extra: str = "") -> Row:
     checked = _CHECKED.format(attn=attn.replace("{i}", "i"), mlp=mlp.replace("{i}", "i")) + extra
     return Row(
         rid, "hf", adapter, _build(family), _save, lambda: list(TEXTS), reference, checked,
-        nodes=("attn", "mlp", "block"), pools=("mean", "last", "cls") if cls else ("mean", "last"),
+        nodes=("attn", "mlp", "block"), pools=(*TEXT_POOLS, "cls") if cls else TEXT_POOLS,
         refused_pools=() if cls else ("cls",), warns="truncated",
     )
 

@@ -180,3 +180,12 @@ def test_an_empty_text_is_recorded_as_failed_on_every_family(models, family):
     """BERT makes [CLS] [SEP] of "", T5 </s>: still no token of the text's own."""
     ds = models[family].extract(["a cat", "", "the sky"], layers=[-1], pool="mean", progress=False)
     assert list(ds["sample"].values) == ["0", "2"] and "empty text" in ds.attrs["failed"]
+
+
+def test_flatten_text_is_the_same_width_in_every_batch(models):
+    """Length-bucketed batches each have their own length; flattened features do not."""
+    bb = models["bert"]
+    full = bb.extract(TEXTS, layers=[-1], progress=False)[bb.blocks[-1]].values
+    for kw in ({"pool": "flatten"}, {"flatten": True}):
+        got = bb.extract(TEXTS, layers=[-1], batch_size=1, progress=False, **kw)[bb.blocks[-1]].values
+        np.testing.assert_allclose(got, full.reshape(len(TEXTS), -1), rtol=1e-5, atol=1e-6)  # NaN where each text is padded

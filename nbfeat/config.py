@@ -419,7 +419,7 @@ def json_schema() -> dict[str, Any]:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
 
 
-SCHEMA_ID = "https://nbfeat.dev/config.schema.json"
+SCHEMA_ID = "urn:nbfeat:config-schema"  # an identifier; the file ships in the package
 SCHEMA_FILE = Path(__file__).with_name("config.schema.json")
 
 

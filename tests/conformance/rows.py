@@ -509,6 +509,20 @@ def ref_hf_swin(m: Any, x: Any) -> dict[str, Any]:
     return res
 
 
+def ref_hf_convnet(m: Any, x: Any) -> dict[str, Any]:
+    """Blocks by hooks; stages from AutoBackbone.feature_maps (ConvNextBackbone / ResNetBackbone)."""
+    groups = [[f"encoder.stages.{i}.layers.{j}" for j in range(len(st.layers))] for i, st in enumerate(m.encoder.stages)]
+    blocks = [b for g in groups for b in g]
+    out = hooked(m, blocks, lambda: m(pixel_values=x))
+    with torch.no_grad():
+        hidden = m(pixel_values=x, output_hidden_states=True).hidden_states
+    assert torch.allclose(hidden[-1], out[blocks[-1]], atol=1e-5)
+    res = grouped(out, "block", groups)
+    res.update(hf_backbone_stages(m, x, range(len(groups) + 1)))
+    res.update(map_pools(out[blocks[-1]]))
+    return res
+
+
 # ---- configs --------------------------------------------------------------------------------
 
 
@@ -557,6 +571,8 @@ ROWS: list[Row] = [
     # timm hierarchical / windowed
     Row("timm-swin", "timm", "timm.swin", timm_model("swin_tiny_patch4_window7_224", depths=(2, 2), embed_dim=16, num_heads=(1, 2), img_size=(64, 96), window_size=4), save_timm, image(64, 96),
         ref_timm_swin, "forward_intermediates; each block's own _attn (windows merged, shift reversed); hooks", nodes=("attn", "mlp", "block"), stages=(0, 1, 2), pools=MAP_POOLS, refused_pools=("cls",)),
+    Row("timm-swinv2", "timm", "timm.swin", timm_model("swinv2_tiny_window8_256", depths=(2, 2), embed_dim=16, num_heads=(1, 2), img_size=(64, 96), window_size=4), save_timm, image(64, 96),
+        ref_timm_swin, "forward_intermediates; each block's own _attn (windows merged, shift reversed); hooks", nodes=("attn", "mlp", "block"), stages=(0, 1, 2), pools=("mean", "avg2d:2")),
     Row("timm-samvit", "timm", "timm.sam", timm_model("samvit_base_patch16", depth=2, embed_dim=32, num_heads=2, img_size=(64, 96), global_attn_indexes=(1,), window_size=3), save_timm, image(64, 96),
         ref_timm_sam, "forward_intermediates; block pieces (window_partition, attn, window_unpartition)", nodes=("attn", "mlp", "block"), stages=(1, 2), pools=MAP_POOLS),
     Row("timm-hiera", "timm", "timm.hiera", timm_model("hiera_tiny_224", embed_dim=16, num_heads=1, stages=(1, 2, 1, 1), img_size=(64, 96)), save_timm, image(64, 96),
@@ -590,6 +606,10 @@ ROWS: list[Row] = [
         square_only="HF CLIP interpolates position embeddings only when called with interpolate_pos_encoding=True"),
     Row("hf-swin", "hf", "hf.swin", hf_model(_cfg("SwinConfig", embed_dim=16, depths=[2, 2], num_heads=[1, 2], image_size=64, patch_size=4, window_size=4), "SwinModel"), save_hf, image(64, 96),
         ref_hf_swin, "AutoBackbone.feature_maps (SwinBackbone norms); SwinLayer pieces (window_reverse, cyclic_shift)", nodes=("attn", "mlp", "block"), stages=(0, 1, 2), pools=MAP_POOLS, refused_pools=("cls",)),
+    Row("hf-convnext", "hf", "hf.convnet", hf_model(_cfg("ConvNextConfig", hidden_sizes=[8, 16], depths=[1, 2], num_stages=2, image_size=64), "ConvNextModel"), save_hf, image(64, 96),
+        ref_hf_convnet, "AutoBackbone.feature_maps (ConvNextBackbone norms); output_hidden_states; layer hooks", nodes=("block",), stages=(0, 1, 2), pools=("mean", "avg2d:2")),
+    Row("hf-resnet", "hf", "hf.convnet", hf_model(_cfg("ResNetConfig", hidden_sizes=[8, 16], depths=[1, 2], embedding_size=8, layer_type="basic", image_size=64), "ResNetModel"), save_hf, image(64, 80),
+        ref_hf_convnet, "AutoBackbone.feature_maps (ResNetBackbone); output_hidden_states; layer hooks", nodes=("block",), stages=(0, 1, 2), pools=("mean", "max")),
 ]
 
 try:  # text rows (the text families) live beside these

@@ -169,4 +169,53 @@ class HFSwin(Adapter):
         return view
 
 
-ADAPTERS = [HFViT, HFSwin]
+class HFConvNet(Adapter):
+    """ConvNeXt (`convnext`) and ResNet (`resnet`): NCHW stages `encoder.stages.i.layers.j`.
+
+    Stages follow `ConvNextBackbone` / `ResNetBackbone`: stage0 is the embeddings (ResNet: after
+    the stem max-pool), stage k the output of `encoder.stages.{k-1}`; ConvNeXt's backbone puts
+    each through its per-stage channels-first LayerNorm (`hidden_states_norms`; fresh ones,
+    eps 1e-6, when the checkpoint is a `ConvNextModel`), ResNet's through nothing.
+    """
+
+    family = "hf.convnet"
+    library = "hf"
+    where = {"block": "layer output (after the residual add)"}
+    stems = {"convnext": "embeddings", "resnet": "embedder"}
+
+    @classmethod
+    def matches(cls, model: Any, loaded: Any) -> bool:
+        return _model_type(model) in cls.stems and hasattr(model, "encoder") and hasattr(model.encoder, "stages")
+
+    def groups(self) -> list[Group]:
+        return [Group(f"stage{i + 1}", tuple(f"encoder.stages.{i}.layers.{j}" for j in range(len(st.layers)))) for i, st in enumerate(self.model.encoder.stages)]
+
+    def layout(self, path: str, ndim: int, ctx: Context) -> Layout:
+        # inside a ConvNeXt layer, layernorm .. pwconv2 run channels-last (the layer permutes)
+        if ndim == 4 and _model_type(self.model) == "convnext" and path.rpartition(".")[2] in ("layernorm", "pwconv1", "act", "pwconv2") and ".layers." in path:
+            from nbfeat.models.adapters.base import nhwc_layout
+
+            return nhwc_layout()
+        return rank_layout(ndim) if ndim in (2, 4) else Layout(tuple(f"dim_{i}" for i in range(1, ndim)))
+
+    def stages(self) -> list[Stage]:
+        stem = self.stems[_model_type(self.model)]
+        return [Stage(0, stem)] + [Stage(k + 1, f"encoder.stages.{k}", g.blocks) for k, g in enumerate(self.groups())]
+
+    def stage_view(self, stage: Stage, ctx: Context) -> Any:
+        if _model_type(self.model) != "convnext":
+            return None
+        norms = getattr(self.model, "hidden_states_norms", None)
+        norm = norms[stage.name] if norms is not None and stage.name in norms else None
+
+        def view(x: Any) -> Any:
+            import torch.nn.functional as F
+
+            if norm is not None:
+                return norm(x)
+            return F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), eps=1e-6).permute(0, 3, 1, 2)
+
+        return view
+
+
+ADAPTERS = [HFViT, HFSwin, HFConvNet]

@@ -15,6 +15,7 @@ SAM and ViTs start at stage1 (stage k: block or stage k-1 on its grid).
 
 from __future__ import annotations
 
+import inspect
 import re
 import sys
 from typing import Any
@@ -162,11 +163,13 @@ class TimmSwin(_TimmAdapter):
                 reverse = _own(blk, "window_reverse")
                 hp = -(-hw[0] // ws[0]) * ws[0]
                 wp = -(-hw[1] // ws[1]) * ws[1]
+                # V1 takes (H, W), V2 an (H, W) tuple: call it as the block's own module does
+                size = ((hp, wp),) if len(inspect.signature(reverse).parameters) == 3 else (hp, wp)
 
-                def undo(x: Any, ws: Any = ws, shift: Any = shift, hp: int = hp, wp: int = wp, hw: Any = hw) -> Any:
+                def undo(x: Any, ws: Any = ws, shift: Any = shift, size: Any = size, hw: Any = hw) -> Any:
                     import torch
 
-                    x = reverse(x.reshape(-1, ws[0], ws[1], x.shape[-1]), ws, hp, wp)[:, : hw[0], : hw[1], :]
+                    x = reverse(x.reshape(-1, ws[0], ws[1], x.shape[-1]), ws, *size)[:, : hw[0], : hw[1], :]
                     if any(shift):
                         x = torch.roll(x, shifts=shift, dims=(1, 2))
                     return x.permute(0, 3, 1, 2)

@@ -276,8 +276,9 @@ def compare(
     - CKA: linear CKA, streamed over sample chunks (see nbfeat.analysis.cka); `cka_method`
       "auto", "features" or "gram".
 
-    With `targets` (target RDMs, dims [target,] [subject,] sample, sample_; or responses,
-    dims sample, neuroid [, repeat], whose RDMs are made with `target_metric`, default
+    With `targets` (target RDMs with dims `sample, sample_` and optionally `target` and
+    `subject` or `repeat`; or responses, dims `sample, neuroid` and optionally `repeat`, whose
+    RDMs are made with `target_metric`, default
     `rdm_metric`): every representation against every target, with `bootstrap` resamples of
     the samples for `ci` confidence intervals and a leave-one-out noise ceiling where the
     targets have several RDMs (subjects or repeats). Returns `nbfeat.brain.BrainScores`;

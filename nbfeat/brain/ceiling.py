@@ -23,7 +23,16 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from nbfeat.brain.targets import INDIVIDUAL_DIMS, NEUROID, REPEAT, SAMPLE, SECOND, TARGET, as_responses, as_target_rdms
+from nbfeat.brain.targets import (
+    INDIVIDUAL_DIMS,
+    NEUROID,
+    REPEAT,
+    SAMPLE,
+    SECOND,
+    TARGET,
+    as_responses,
+    as_target_rdms,
+)
 from nbfeat.errors import NbfeatError
 
 

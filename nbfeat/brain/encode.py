@@ -6,8 +6,10 @@ For every representation (model x layer) and every outer fold of `cv`:
    `max_features`) is fitted on the training samples only;
 2. ridge regression is fitted on the training samples with the regularisation chosen *inside
    them*: scikit-learn's `RidgeCV(alphas, alpha_per_target=True)` picks one alpha per neuroid by
-   efficient leave-one-out on the training fold (himalaya's `RidgeCV` by an inner k-fold when
-   `backend="himalaya"`, or `"auto"` and it is installed);
+   efficient leave-one-out on the training fold (with `backend="himalaya"`, or `"auto"` when
+   himalaya is installed: himalaya's `RidgeCV`, or `KernelRidgeCV` with a linear kernel for
+   layers wider than the training set, by an inner `inner_cv`-fold split of the training
+   samples; himalaya runs on GPU when its backend is set to torch_cuda/cupy);
 3. the held-out samples are predicted.
 
 Every sample is predicted once, by the fold that held it out; per neuroid the Pearson r and
@@ -82,8 +84,12 @@ def _reducer(reduce: str | None, n_features: int, n_train: int, n_components: in
     raise NbfeatError(f"reduce={reduce!r}: use 'auto', 'pca', 'srp' or None.")
 
 
-def _ridge(backend: str, alphas: np.ndarray, inner_cv: int) -> Any:
+def _ridge(backend: str, alphas: np.ndarray, inner_cv: int, n_train: int, n_features: int) -> Any:
     if backend == "himalaya":
+        if n_train < n_features:  # wide layer: the kernel (sample-space) form is the cheaper one
+            from himalaya.kernel_ridge import KernelRidgeCV
+
+            return KernelRidgeCV(alphas=alphas, kernel="linear", cv=inner_cv)
         from himalaya.ridge import RidgeCV as HimalayaRidgeCV
 
         return HimalayaRidgeCV(alphas=alphas, cv=inner_cv)
@@ -130,7 +136,7 @@ def fit_predict(
         if red is not None:
             xtr = red.fit_transform(xtr)
             xte = red.transform(xte)
-        model = _ridge(backend, alphas, inner_cv)
+        model = _ridge(backend, alphas, inner_cv, xtr.shape[0], xtr.shape[1])
         model.fit(xtr, y[train])
         out = model.predict(xte)
         pred[test] = (_to_numpy(out) if backend == "himalaya" else np.asarray(out)).reshape(len(test), -1)

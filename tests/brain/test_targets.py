@@ -9,7 +9,15 @@ import rsatoolbox
 import xarray as xr
 from scipy.spatial.distance import pdist, squareform
 
-from nbfeat.brain import as_responses, as_target_rdms, from_rsatoolbox, rdms, responses, target_rdms, to_rsatoolbox
+from nbfeat.brain import (
+    as_responses,
+    as_target_rdms,
+    from_rsatoolbox,
+    rdms,
+    responses,
+    target_rdms,
+    to_rsatoolbox,
+)
 from nbfeat.errors import NbfeatError
 from tests.brain.helpers import ids
 

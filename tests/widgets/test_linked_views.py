@@ -62,3 +62,19 @@ def test_vit_patches_use_the_models_grid_and_the_strip_has_one_map_per_layer():
     assert reply["ok"] and [m["layer"] for m in reply["strip"]] == w.linked_layers
     assert _decode(reply, buffers, "strip").shape == (12, 48, 48, 3)
     assert w.source.extractions <= 2  # the shown layer, then every other block in one pass
+
+
+def test_windowed_models_place_patches_from_the_adapters_layout():
+    import timm
+
+    swin = nbfeat.load("timm:swin_tiny_patch4_window7_224", pretrained=False, device="cpu", model_kwargs={"img_size": 112})
+    # timm's own metadata: stage i is `reduction` pixels per position
+    info = {f["module"].replace("_", "."): f["reduction"] for f in timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, img_size=112).feature_info}
+    images = [np.random.default_rng(i).integers(0, 255, (60, 80, 3), dtype=np.uint8) for i in range(2)]
+    w = nbfeat.browse(swin, images, layer="layers.1")
+    w.linked_layers = ["layers.1", "layers.2"]
+    reply, _ = w.handle_request({"id": 1, "kind": "similarity", "sample": 0, "layer": "layers.1", "fy": 0.5, "fx": 0.25})
+    assert reply["ok"], reply
+    grids = {m["layer"]: m["grid"] for m in reply["maps"]}
+    assert grids == {name: [112 // info[name]] * 2 for name in ("layers.1", "layers.2")}
+    assert reply["maps"][0]["patch"] == [7, 3]

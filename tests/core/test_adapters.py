@@ -102,3 +102,19 @@ def test_short_errors_for_what_nbfeat_cannot_do():
         with pytest.raises(NbfeatError) as err:
             bb.extract(x, progress=False, **kwargs)
         assert words in str(err.value) and len(str(err.value)) < 300 and "Traceback" not in str(err.value), kwargs
+
+
+def test_a_timm_trunk_inside_open_clip_uses_its_family_adapter():
+    # the CLIP ConvNeXt towers: open_clip's TimmModel wraps a timm ConvNeXt as `trunk`
+    timm_model = pytest.importorskip("open_clip.timm_model")
+    torch.manual_seed(0)
+    visual = timm_model.TimmModel("convnext_atto", embed_dim=16, image_size=64, pool="avg", proj="linear").eval()
+    bb = nbfeat.load(visual)
+    assert bb.adapter.family == "timm.convnext" and bb.stages[1].module == "trunk.stages.0"
+    x = torch.randn(2, 3, 64, 96)
+    dt = bb.extract(x, nodes="block", stages=[1, 2], progress=False)
+    with torch.no_grad():
+        levels = visual.trunk.forward_intermediates(x, indices=4, intermediates_only=True)
+    assert_values(dt["stage2"]["stage2"].values, levels[1])
+    assert_values(dt["block.stage4"]["block.stage4"].values[:, -1], levels[3])
+    assert list(dt["block.stage2"]["module"].values) == ["trunk.stages.1.blocks.0", "trunk.stages.1.blocks.1"]

@@ -23,6 +23,7 @@ _MODULES = (
     "nbfeat.models.adapters.torchvision_vision",
     "nbfeat.models.adapters.hf_vision",
     "nbfeat.models.adapters.text",
+    "nbfeat.models.adapters.nested",
 )
 
 __all__ = ["Adapter", "Context", "GenericAdapter", "Group", "Layout", "Stage", "adapter_for", "registry"]

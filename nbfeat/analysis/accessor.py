@@ -88,11 +88,18 @@ class _Accessor:
 
         return export(self._obj, path, format=format, **kwargs)
 
-    def compare(self, method: str = "rsa", **kwargs: Any) -> Any:
-        """`nbfeat.compare` on this object: every variable (and layer) against every other."""
+    def compare(self, targets: Any = None, method: str = "rsa", **kwargs: Any) -> Any:
+        """`nbfeat.compare` on this object: every variable (and layer) against every other,
+        or against brain `targets` (RDMs or responses; see docs/brain.md)."""
         from nbfeat.analysis.compare import compare
 
-        return compare(self._obj, method=method, **kwargs)
+        return compare(self._obj, targets, method=method, **kwargs)
+
+    def encode(self, responses: Any, **kwargs: Any) -> Any:
+        """`nbfeat.encode` on this object: a cross-validated ridge per variable (and layer)."""
+        from nbfeat.brain.encode import encode
+
+        return encode(self._obj, responses, **kwargs)
 
 
 class DataArrayAccessor(_Accessor):

@@ -102,6 +102,19 @@ def check_corr(corr: str) -> None:
         raise NbfeatError(f"Unknown RSA correlation {corr!r}: use one of {', '.join(CORRS)}.")
 
 
+def settle_ties(v: np.ndarray, digits: int = 11) -> np.ndarray:
+    """Round to `digits` significant digits (relative to the largest value) before ranking.
+
+    Dissimilarities from the Gram identity carry ~1e-15 relative error, so pairs that are
+    equal exactly (ties, which tau-a and Spearman treat specially) would otherwise be ranked
+    apart by rounding noise; scipy's `pdist` computes them directly and keeps them tied.
+    """
+    scale = float(np.max(np.abs(v))) if v.size else 0.0
+    if not np.isfinite(scale) or scale == 0.0:
+        return v
+    return np.round(v / scale, digits) * scale
+
+
 def standardize(v: np.ndarray, corr: str = "pearson") -> np.ndarray:
     """Vector -> zero mean, unit norm (ranked first for Spearman): dot products are correlations."""
     check_corr(corr)
@@ -114,7 +127,7 @@ def standardize(v: np.ndarray, corr: str = "pearson") -> np.ndarray:
     if corr == "spearman":
         from scipy.stats import rankdata
 
-        v = rankdata(v)
+        v = rankdata(settle_ties(v))
     v = v - v.mean()
     norm = np.linalg.norm(v)
     return v / norm if norm > 0 else v
@@ -154,7 +167,7 @@ def correlate(va: np.ndarray, vb: np.ndarray, corr: str = "pearson") -> float:
             from nbfeat.analysis._common import NAN_HINT
 
             raise NbfeatError(NAN_HINT)
-        return tau_a(va, vb)
+        return tau_a(settle_ties(va), settle_ties(vb))
     return float(standardize(va, corr) @ standardize(vb, corr))
 
 

@@ -115,3 +115,27 @@ def test_plain_arrays_pair_by_position_and_mixed_inputs_are_refused():
     bare = db.drop_vars(["sample", "label", "path"])
     with pytest.raises(NbfeatError, match="no 'sample' ids"):
         da.nbfeat.rsa(bare)
+
+
+def test_kendall_tau_a_between_layers_equals_rsatoolbox():
+    rsatoolbox = pytest.importorskip("rsatoolbox")
+    da, db = _pair()
+    # ties on purpose: a coarse RDM, where tau-a and tau-b differ
+    coarse = da.round(0)
+    res = nbfeat.compare({"a": coarse, "b": db.isel(sample=PERM)}, rsa_corr="kendall", rdm_metric="euclidean")
+    r1 = rsatoolbox.rdm.RDMs(pdist(coarse.values, "euclidean")[None])
+    r2 = rsatoolbox.rdm.RDMs(pdist(db.values, "euclidean")[None])
+    expected = float(rsatoolbox.rdm.compare(r1, r2, method="tau-a")[0, 0])
+    assert float(res.matrix.values[0, 1]) == pytest.approx(expected, rel=1e-10)
+    assert coarse.nbfeat.rsa(db, corr="kendall", metric="euclidean") == pytest.approx(expected, rel=1e-10)
+    assert ds_accessor_targets(da, db)
+
+
+def ds_accessor_targets(da, db):
+    """`.nbfeat.compare(targets)` and `.nbfeat.encode(responses)` reach the brain functions."""
+    ds = xr.Dataset({"layer3": da, "layer4": db.rename(channel="c4")})
+    target = rdm(db).rename("t")
+    res = ds.nbfeat.compare(target)
+    assert res.scores.dims == ("rep", "target")
+    assert ds.nbfeat.compare(method="cka").method == "cka"
+    return True

@@ -86,9 +86,19 @@ def run(quick: bool = False, n: int | None = None, rounds: int | None = None, ba
             target = goal or 1.0
             goals.append({"goal": f"end to end vs THINGSvision, {label}", "target": f">= {target}", "measured": speedup, "met": speedup >= target})
         row["speedup_allocator_untouched"] = _paired(runs.get("tv", []), runs["nb_untuned"], "seconds")
+        untuned_ok = [x for x in runs["nb_untuned"] if "max_rss_mib" in x]
+        if untuned_ok:
+            row["nbfeat_untuned_max_rss_mib"] = round(max(x["max_rss_mib"] for x in untuned_ok))
         row["raw"] = {who: [_brief(x) for x in rs] for who, rs in runs.items()}
         rows.append(row)
         print(f"[bench]   e2e {label}: speed-up {row.get('speedup_vs_thingsvision')}, allocator untouched {row.get('speedup_allocator_untouched')}", file=sys.stderr, flush=True)
+    # peak memory: each server's high-water mark over the whole run (every config, every round)
+    peaks = {k: max((r.get(k) or 0) for r in rows) for k in ("nbfeat_max_rss_mib", "nbfeat_untuned_max_rss_mib", "thingsvision_max_rss_mib")}
+    if peaks["thingsvision_max_rss_mib"]:
+        for key, what in (("nbfeat_max_rss_mib", "as shipped"), ("nbfeat_untuned_max_rss_mib", "allocator untouched (NBFEAT_MALLOC=default)")):
+            if peaks[key]:
+                goals.append({"goal": f"peak RSS vs THINGSvision on the same end-to-end run, nbfeat {what}", "target": "<= 1.0", "measured": r3(peaks[key] / peaks["thingsvision_max_rss_mib"]), "met": peaks[key] <= peaks["thingsvision_max_rss_mib"]})
+        notes.append(f"peak RSS over the whole run (MiB): nbfeat {peaks['nbfeat_max_rss_mib']}, nbfeat with the allocator untouched {peaks['nbfeat_untuned_max_rss_mib']}, THINGSvision {peaks['thingsvision_max_rss_mib']}.")
     controls = torch_controls(tv_python, rounds) if tv_python is not None else []
     for c in controls:
         if "ratio" in c:

@@ -10,10 +10,12 @@ from typing import Any
 TITLES = {
     "forward": "1. nbfeat vs the plain forward (pre-decoded tensors)",
     "e2e": "2. End to end from JPEGs: nbfeat vs THINGSvision",
-    "text": "3. Text: GPT-2 nodes vs Hugging Face `output_hidden_states`",
+    "text": "3. Text: nodes at every depth vs Hugging Face `output_hidden_states`",
     "memory": "4. Memory",
     "startup": "5. Start-up",
     "allocator": "6. glibc allocator settings",
+    "families": "7. Every family vs its own plain forward",
+    "scale": "8. Scale: a Dask LocalCluster vs one process",
     "gpu": "GPU",
 }
 
@@ -30,6 +32,12 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("whole call vs ref", "whole_call_ratio_vs_reference"),
         ("min-max", "whole_call_spread"),
         ("whole call vs ref keeping its outputs", "whole_call_ratio_vs_reference_kept"),
+        ("whole call vs preallocated loop", "whole_call_ratio_vs_preallocated"),
+        ("min-max", "whole_call_preallocated_spread"),
+        ("preallocated loop / bare ref", "preallocated_vs_reference"),
+        ("result MiB", "result_mib"),
+        ("first touch s", "first_touch_s"),
+        ("first touch / whole call", "first_touch_share_of_call"),
         ("nbfeat img/s", "nbfeat_images_per_s"),
         ("prepare s", "prepare_s"),
     ],
@@ -47,19 +55,24 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("nbfeat sink", "nbfeat_sink"),
         ("nbfeat workers", "nbfeat_workers"),
         ("peak RSS MiB nbfeat / TV", "_rss"),
+        ("peak RSS MiB nbfeat, allocator untouched", "nbfeat_untuned_max_rss_mib"),
         ("THINGSvision torch", "thingsvision_torch"),
     ],
     "text": [
         ("model", "model"),
-        ("sentences", "sentences"),
+        ("texts", "texts"),
         ("tokens", "tokens"),
-        ("nbfeat tok/s", "nbfeat_tokens_per_s"),
+        ("run token length", "run_token_length"),
+        ("HF padded tokens", "hf_padded_tokens"),
+        ("nbfeat padded tokens", "nbfeat_padded_tokens"),
         ("HF tok/s", "hf_tokens_per_s"),
-        ("per batch vs HF (median)", "ratio_vs_hf"),
-        ("min-max", "ratio_spread"),
-        ("whole call vs HF", "whole_call_ratio_vs_hf"),
+        ("nbfeat tok/s", "nbfeat_tokens_per_s"),
+        ("speed-up vs HF", "speedup_vs_hf"),
+        ("min-max", "speedup_spread"),
+        ("nbfeat tok/s, no buckets", "nbfeat_no_buckets_tokens_per_s"),
+        ("speed-up, no buckets", "no_buckets_speedup_vs_hf"),
+        ("speed-up incl. prepare", "whole_call_speedup_vs_hf"),
         ("prepare s", "prepare_s"),
-        ("to_xarray s", "to_xarray_s"),
     ],
     "memory": [
         ("images", "n"),
@@ -89,6 +102,31 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("minor page faults", "minor_faults"),
         ("peak RSS MiB", "max_rss_mib"),
     ],
+    "families": [
+        ("family", "family"),
+        ("model", "model"),
+        ("target", "target"),
+        ("plain forward", "plain"),
+        ("adapter", "adapter"),
+        ("per batch vs plain (median)", "ratio_vs_plain"),
+        ("min-max", "ratio_spread"),
+        ("whole call vs plain", "whole_call_ratio_vs_plain"),
+        ("nbfeat inputs/s", "nbfeat_per_s"),
+        ("plain inputs/s", "plain_per_s"),
+        ("prepare s", "prepare_s"),
+        ("variables", "variables"),
+        ("not measured", "error"),
+    ],
+    "scale": [
+        ("setup", "setup"),
+        ("images", "images"),
+        ("seconds", "seconds"),
+        ("img/s", "images_per_s"),
+        ("speed-up vs one process", "speedup_vs_single"),
+        ("peak memory MiB (all processes)", "peak_mib"),
+        ("peak per process MiB", "peak_per_process_mib"),
+        ("same values", "same_values"),
+    ],
     "gpu": [
         ("model", "model"),
         ("layer", "layer"),
@@ -112,7 +150,11 @@ METHOD = """\
   reference loop over the same batches, median of 3 alternating rounds. "Keeping its outputs"
   is that loop once more keeping what it computes (append, one `torch.cat`): holding features
   in memory costs page faults of fresh memory, which the bare reference never pays and which
-  are dear on this VM. Truncated references are written by hand (resnet stem + `layer1`..; ViT
+  are dear on this VM. "Preallocated loop" is the honest limit when features are returned:
+  the reference (for nodes, a hand-written ViT forward keeping attn, mlp and block of every
+  depth) writing what nbfeat returns into arrays made once for every input. "First touch" is
+  the time to write the result's bytes once into fresh memory (page faults + zeroing), a cost
+  any tool that returns the features pays. Truncated references are written by hand (resnet stem + `layer1`..; ViT
   `patch_embed` + positions + `blocks[:k+1]`).
 - End to end (2): each tool is a long-lived subprocess that keeps its models loaded; the same
   JPEG folder (500x375, quality 90), model (random weights), layer and batch size go to each,
@@ -124,8 +166,10 @@ METHOD = """\
   seconds, steadier on a shared machine. "Allocator untouched" is nbfeat with
   `NBFEAT_MALLOC=default` (no `tune_malloc`, see benchmark 6). THINGSvision runs in `bench/.venv-thingsvision` with the
   torch it pins; the notes give a plain `model(x)` control under each torch.
-- Text (3): per batch of 32 sentences, HF tokenizes the batch and runs
-  `model(..., output_hidden_states=True)`; nbfeat runs its engine on the same sentences.
+- Text (3): texts of long-tailed lengths (5-510 tokens). HF, as its docs show it, tokenizes
+  each batch of 32 in the user's order with `padding=True` and runs
+  `model(..., output_hidden_states=True)`; nbfeat runs its engine on the same texts with its
+  default length buckets (and once more without); whole runs alternate, medians over rounds.
 - Start-up (5): fresh subprocesses, median of several runs.
 - Allocator (6): fresh subprocesses per setting (glibc reads `MALLOC_*` at start), settings
   rotated per round, medians over rounds of time(default) / time(setting).

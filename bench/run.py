@@ -34,6 +34,8 @@ BENCHMARKS = {
     "memory": "bench.memory",
     "startup": "bench.startup",
     "allocator": "bench.allocator",
+    "families": "bench.families",
+    "scale": "bench.scale",
     "gpu": "bench.gpu",
 }
 

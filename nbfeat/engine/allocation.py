@@ -6,7 +6,8 @@ kernel zeroing the pages: on a 2-core VM that was 25-50% of the CPU time and hal
 throughput (`make bench`, section 6). `tune_malloc()` keeps such blocks in the heap for
 reuse instead (the same knobs as the `MALLOC_*_` environment variables, set at run time).
 Cost: up to `M_TOP_PAD` (512 MiB) of freed memory stays with the process for reuse.
-Set `NBFEAT_MALLOC=default` to leave the allocator alone.
+Set `NBFEAT_MALLOC=default` to leave the allocator alone. `release()` hands the free
+memory back at the end of each `extract`, so a long notebook session does not grow.
 
 `empty()` allocates arrays that hold a whole run's features without transparent huge pages:
 asking the kernel for hundreds of MiB of huge pages can stall for seconds while it compacts
@@ -58,6 +59,25 @@ def _apply() -> bool:
     except (OSError, AttributeError):  # not glibc (macOS, Windows, musl without mallopt)
         return False
     return all(mallopt(key, value) == 1 for key, value in SETTINGS)
+
+
+def release() -> bool:
+    """Give the heap's free memory back to the system (`malloc_trim`), at the end of a run.
+
+    With `tune_malloc` in effect, freed activations stay with the process for the next batch;
+    after the last batch they would stay until the process ends, and a notebook that runs
+    extraction after extraction would keep growing. True where glibc released something.
+
+    Example:
+        >>> release() in (True, False)
+        True
+    """
+    if not _tuned:
+        return False
+    try:
+        return bool(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
 
 
 def empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:

@@ -28,13 +28,19 @@ PATHS = {
     "gpt2": ("h.{i}", "h.{i}.attn", "h.{i}.mlp", "ln_f"),
     "llama": ("layers.{i}", "layers.{i}.self_attn", "layers.{i}.mlp", "norm"),
     "bert": ("encoder.layer.{i}", "encoder.layer.{i}.attention.output.dense", "encoder.layer.{i}.output.dense", None),
+    "electra": ("encoder.layer.{i}", "encoder.layer.{i}.attention.output.dense", "encoder.layer.{i}.output.dense", None),
+    "deberta-v2": ("encoder.layer.{i}", "encoder.layer.{i}.attention.output.dense", "encoder.layer.{i}.output.dense", None),
+    "xlm-roberta": ("encoder.layer.{i}", "encoder.layer.{i}.attention.output.dense", "encoder.layer.{i}.output.dense", None),
+    "distilbert": ("transformer.layer.{i}", "transformer.layer.{i}.attention", "transformer.layer.{i}.ffn", None),
+    "mistral": ("layers.{i}", "layers.{i}.self_attn", "layers.{i}.mlp", "norm"),
+    "qwen2": ("layers.{i}", "layers.{i}.self_attn", "layers.{i}.mlp", "norm"),
     "roberta": ("encoder.layer.{i}", "encoder.layer.{i}.attention.output.dense", "encoder.layer.{i}.output.dense", None),
     # one shared layer, called once per depth
     "albert": ("encoder.albert_layer_groups.0.albert_layers.0", "encoder.albert_layer_groups.0.albert_layers.0.attention.dense", "encoder.albert_layer_groups.0.albert_layers.0.ffn_output", None),
     "t5": ("encoder.block.{i}", "encoder.block.{i}.layer.0.SelfAttention", "encoder.block.{i}.layer.1.DenseReluDense", "encoder.final_layer_norm"),
     "clip_text": ("encoder.layers.{i}", "encoder.layers.{i}.self_attn", "encoder.layers.{i}.mlp", None),
 }
-CLASS_TOKEN = {"bert", "roberta", "albert"}
+CLASS_TOKEN = {"bert", "roberta", "albert", "electra", "deberta-v2", "xlm-roberta", "distilbert"}
 TEXT_POOLS = ("mean", "mean_all", "max", "last", "flatten")
 
 
@@ -87,7 +93,8 @@ def _pad(rows: list[Any], width: int) -> Any:
 def reference(model: Any, texts: list[str]) -> dict[str, Any]:
     family, tok = model._nbfeat_family, model._nbfeat_tokenizer
     block, attn, mlp, final = PATHS[family]
-    depths = model.config.num_hidden_layers if family != "t5" else model.config.num_layers
+    depths = {"t5": "num_layers", "distilbert": "n_layers"}.get(family, "num_hidden_layers")
+    depths = getattr(model.config, depths)
     per_text: dict[str, list[Any]] = {"attn": [], "mlp": [], "block": []}
     for text in texts:
         enc = tok(text, truncation=True, max_length=CONTEXT, return_tensors="pt")
@@ -154,4 +161,10 @@ TEXT_ROWS = [
     _row("hf-albert", "albert", "hf.albert", "; every call of the shared layer is a depth"),
     _row("hf-t5-encoder", "t5", "hf.t5-encoder"),
     _row("hf-clip-text", "clip_text", "hf.clip-text", "; last = the EOS token CLIPTextModel.pooler_output takes"),
+    _row("hf-distilbert", "distilbert", "hf.distilbert"),
+    _row("hf-electra", "electra", "hf.bert"),
+    _row("hf-deberta-v2", "deberta-v2", "hf.bert"),
+    _row("hf-xlm-roberta", "xlm-roberta", "hf.roberta", "; context = max_position_embeddings - pad_token_id - 1"),
+    _row("hf-mistral", "mistral", "hf.llama"),
+    _row("hf-qwen2", "qwen2", "hf.llama"),
 ]

@@ -16,6 +16,8 @@ from typing import Any
 
 WORDS = "i know this sky loves you the quick brown fox jumps over lazy dog a cat sat on mat and looked at features from every layer of network".split()
 FAMILIES = ("gpt2", "llama", "bert", "roberta", "albert", "t5", "clip_text")
+# the same adapters on more model types (ELECTRA, DeBERTa-v2 like BERT; XLM-R like RoBERTa; Mistral, Qwen2 like Llama)
+MORE = ("distilbert", "electra", "deberta-v2", "xlm-roberta", "mistral", "qwen2")
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -87,30 +89,41 @@ def build_tiny(family: str, context: int = 64, layers: int = 2, seed: int = 0) -
         eos = tok.convert_tokens_to_ids("<|endoftext|>")
         cfg = T.GPT2Config(n_layer=layers, n_embd=32, n_head=2, vocab_size=len(tok), n_positions=context, bos_token_id=eos, eos_token_id=eos)
         model = T.GPT2Model(cfg)
-    elif family == "llama":
-        vocab, merges = _byte_vocab(["<|begin_of_text|>", "<|end_of_text|>"])
+    elif family in ("llama", "mistral", "qwen2"):
+        # Qwen2's tokenizer class (what AutoTokenizer picks for it) pads with <|endoftext|>
+        specials = ["<|begin_of_text|>", "<|end_of_text|>"] if family != "qwen2" else ["<|begin_of_text|>", "<|endoftext|>"]
+        vocab, merges = _byte_vocab(specials)
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 
         bpe = Tokenizer(models.BPE(vocab=vocab, merges=merges))
         bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
         bpe.decoder = decoders.ByteLevel()
         bpe.post_processor = processors.Sequence([processors.ByteLevel(trim_offsets=False), processors.TemplateProcessing(single="<|begin_of_text|> $A", special_tokens=[("<|begin_of_text|>", 0)])])
-        tok = T.PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>", model_max_length=context)
-        cfg = T.LlamaConfig(**small, num_key_value_heads=1, vocab_size=len(tok), max_position_embeddings=context, bos_token_id=0, eos_token_id=1)
-        model = T.LlamaModel(cfg)
-    elif family == "bert":
+        tok = T.PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|begin_of_text|>", eos_token=specials[1], model_max_length=context)
+        name = {"llama": "Llama", "mistral": "Mistral", "qwen2": "Qwen2"}[family]
+        cfg = getattr(T, f"{name}Config")(**small, num_key_value_heads=1, vocab_size=len(tok), max_position_embeddings=context, bos_token_id=0, eos_token_id=1)
+        model = getattr(T, f"{name}Model")(cfg)
+    elif family in ("bert", "electra", "deberta-v2", "distilbert"):
         specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
         chars = sorted(set("".join(WORDS)) | set("é日本語"))
         vocab = {w: i for i, w in enumerate(specials + WORDS + chars + ["##" + c for c in chars])}
         tok = T.BertTokenizer(vocab=vocab, model_max_length=context)
-        cfg = T.BertConfig(**small, vocab_size=len(vocab), max_position_embeddings=context)
-        model = T.BertModel(cfg)
-    elif family == "roberta":
+        if family == "distilbert":
+            cfg = T.DistilBertConfig(dim=32, n_layers=layers, n_heads=2, hidden_dim=64, vocab_size=len(vocab), max_position_embeddings=context)
+            model = T.DistilBertModel(cfg)
+        elif family == "electra":
+            model = T.ElectraModel(T.ElectraConfig(**small, embedding_size=16, vocab_size=len(vocab), max_position_embeddings=context))
+        elif family == "deberta-v2":
+            model = T.DebertaV2Model(T.DebertaV2Config(**small, vocab_size=len(vocab), max_position_embeddings=context))
+        else:
+            model = T.BertModel(T.BertConfig(**small, vocab_size=len(vocab), max_position_embeddings=context))
+    elif family in ("roberta", "xlm-roberta"):
         vocab, merges = _byte_vocab(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
         tok = T.RobertaTokenizer(vocab=vocab, merges=merges, model_max_length=context)
         # RoBERTa counts its position ids from pad_token_id + 1: the table holds 2 more
-        cfg = T.RobertaConfig(**small, vocab_size=len(vocab), max_position_embeddings=context + 2, pad_token_id=1, bos_token_id=0, eos_token_id=2)
-        model = T.RobertaModel(cfg)
+        name = "XLMRoberta" if family == "xlm-roberta" else "Roberta"
+        cfg = getattr(T, f"{name}Config")(**small, vocab_size=len(vocab), max_position_embeddings=context + 2, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+        model = getattr(T, f"{name}Model")(cfg)
     elif family == "albert":
         tok = T.AlbertTokenizer(vocab=_unigram_vocab(["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]), model_max_length=context)
         cfg = T.AlbertConfig(**{**small, "num_hidden_layers": layers + 1}, embedding_size=16, vocab_size=len(tok), max_position_embeddings=context, pad_token_id=0, bos_token_id=2, eos_token_id=3)

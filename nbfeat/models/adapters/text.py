@@ -7,8 +7,9 @@ models apply after it), and `block` is the block (layer) output.
 | family | blocks | attn | mlp | block |
 |---|---|---|---|---|
 | GPT-2 (`gpt2`) | `h.<i>` | `attn` (after `c_proj`) | `mlp` (after `c_proj`) | `h.<i>` (the last is before `ln_f`) |
-| Llama (`llama`) | `layers.<i>` | `self_attn` (after `o_proj`) | `mlp` (after `down_proj`) | decoder layer (the last before `norm`) |
-| BERT, RoBERTa, XLM-R | `encoder.layer.<i>` | `attention.output.dense` | `output.dense` | layer output (after residual + LayerNorm) |
+| Llama, Mistral, Qwen2 | `layers.<i>` | `self_attn` (after `o_proj`) | `mlp` (after `down_proj`) | decoder layer (the last before `norm`) |
+| BERT, ELECTRA, DeBERTa-v2, RoBERTa, XLM-R | `encoder.layer.<i>` | `attention.output.dense` | `output.dense` | layer output (after residual + LayerNorm) |
+| DistilBERT | `transformer.layer.<i>` | `attention` (after `out_lin`) | `ffn` (after `lin2`) | block output (after residual + LayerNorm) |
 | ALBERT | the shared `AlbertLayer`, once per call | `attention.dense` | `ffn_output` | the layer's output at that call |
 | T5 encoder | `encoder.block.<i>` | `layer.0.SelfAttention` (after `o`) | `layer.1.DenseReluDense` (after `wo`) | block (the last before `final_layer_norm`) |
 | CLIP text | `encoder.layers.<i>` | `self_attn` (after `out_proj`) | `mlp` (after `fc2`) | encoder layer (the last before `final_layer_norm`) |
@@ -17,8 +18,8 @@ ALBERT runs its one shared layer `num_hidden_layers` times: every call is a dept
 nodes stack the calls along `layer` like any other model's blocks (the `module` coord repeats
 the shared path).
 
-Pooling: `cls` only where token 0 is a class token (BERT's `[CLS]`, RoBERTa's `<s>`,
-ALBERT's `[CLS]`); GPT-2, Llama, T5 and CLIP text refuse it and name `mean`/`last`. `last` is
+Pooling: `cls` only where token 0 is a class token (`[CLS]` of BERT, ELECTRA, DeBERTa,
+DistilBERT and ALBERT, RoBERTa's `<s>`); GPT-2, Llama, T5 and CLIP text refuse it and name `mean`/`last`. `last` is
 the last real token: GPT-2/Llama's last word, BERT's `[SEP]`, T5's `</s>`, CLIP's end-of-text
 token (the one `CLIPTextModel.pooler_output` takes, before `final_layer_norm`).
 
@@ -65,13 +66,13 @@ FAMILIES: list[TextFamily] = [
         final_norm="ln_f",
     ),
     TextFamily(
-        "hf.llama", ("llama",), "layers",
+        "hf.llama", ("llama", "mistral", "qwen2"), "layers",
         {"attn": "self_attn", "mlp": "mlp", "block": ""},
         {"attn": f"self_attn output (after o_proj), {_BEFORE}", "mlp": f"mlp output (after down_proj), {_BEFORE}", "block": "decoder layer output (the last is before the final norm)"},
         final_norm="norm",
     ),
     TextFamily(
-        "hf.bert", ("bert",), "encoder.layer",
+        "hf.bert", ("bert", "electra", "deberta-v2"), "encoder.layer",
         {"attn": "attention.output.dense", "mlp": "output.dense", "block": ""},
         {"attn": f"attention projection (attention.output.dense), {_POST}", "mlp": f"feed-forward projection (output.dense), {_POST}", "block": "layer output (after the second residual add and LayerNorm)"},
         class_token=True,
@@ -81,6 +82,12 @@ FAMILIES: list[TextFamily] = [
         {"attn": "attention.output.dense", "mlp": "output.dense", "block": ""},
         {"attn": f"attention projection (attention.output.dense), {_POST}", "mlp": f"feed-forward projection (output.dense), {_POST}", "block": "layer output (after the second residual add and LayerNorm)"},
         class_token=True, checked="roberta",
+    ),
+    TextFamily(
+        "hf.distilbert", ("distilbert",), "transformer.layer",
+        {"attn": "attention", "mlp": "ffn", "block": ""},
+        {"attn": f"self-attention output (after out_lin), {_POST}", "mlp": f"FFN output (after lin2 and dropout), before the residual add and LayerNorm", "block": "block output (after the second residual add and LayerNorm)"},
+        class_token=True,
     ),
     TextFamily(
         "hf.albert", ("albert",), "encoder.albert_layer_groups",

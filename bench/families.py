@@ -165,33 +165,47 @@ def bert(tmp: Path, n: int) -> dict[str, Any]:
 
 
 def unet(tmp: Path, n: int) -> dict[str, Any]:
-    """A small Stable-Diffusion-style UNet2DConditionModel at one timestep (diffusers: source)."""
-    import importlib
+    """A diffusion UNet at one timestep through the `diffusers:` source: a pipeline folder with a
+    UNet2DModel (64-128-256-256 channels, attention at the middle levels) on the latents of a
+    small AutoencoderKL, DDPM scheduler, timestep 100."""
+    import json
 
-    importlib.import_module("nbfeat.models.sources.diffusers")  # ModuleNotFoundError until the source lands
+    import diffusers
     import torch
-    from diffusers import UNet2DConditionModel
 
     import nbfeat
 
-    path = tmp / "unet"
+    root = tmp / "unet-pipeline"
     torch.manual_seed(0)
-    UNet2DConditionModel(
-        sample_size=32, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(64, 128, 256, 256),
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=256, attention_head_dim=8,
-    ).eval().save_pretrained(path)
-    bb = nbfeat.load("diffusers:" + str(path), pretrained=False, device="cpu", model_kwargs={"timestep": 100, "seed": 0})
-    x = _images(n, 256)
+    parts = {
+        "unet": diffusers.UNet2DModel(
+            sample_size=32, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(64, 128, 256, 256),
+            down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+        ),
+        "vae": diffusers.AutoencoderKL(
+            in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64), sample_size=64, norm_num_groups=32,
+            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"), up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        ),
+        "scheduler": diffusers.DDPMScheduler(num_train_timesteps=1000),
+    }
+    for name, part in parts.items():
+        part.save_pretrained(root / name)
+    (root / "model_index.json").write_text(json.dumps({
+        "_class_name": "DDPMPipeline", "_diffusers_version": diffusers.__version__,
+        "unet": ["diffusers", "UNet2DModel"], "vae": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", "DDPMScheduler"],
+    }))
+    bb = nbfeat.load("diffusers:" + str(root), pretrained=False, device="cpu", model_kwargs={"timestep": 100, "seed": 0})
+    side = int(bb.input_size[-1])
+    torch.manual_seed(0)
+    x = torch.rand(n, 3, side, side) * 2 - 1
     model = bb.model
-    blocks = list(getattr(bb, "blocks", []) or [])
-    layer = blocks[-1] if blocks else "mid_block"
-
-    def plain(c: list[int]) -> Any:
-        return model(x[c[0] : c[-1] + 1])  # the source's own module: encode, one UNet step
-
-    return {"bb": bb, "inputs": x, "kw": {"layers": [layer]}, "plain": plain, "plain_name": "the source's model(x), one timestep", "model": "UNet2DConditionModel (small, diffusers:<dir>)", "target": layer}
+    layers = ["unet.mid_block", "unet.up_blocks.3"]
+    return {
+        "bb": bb, "inputs": x, "kw": {"layers": layers}, "plain": lambda c: model(x[c[0] : c[-1] + 1]),
+        "plain_name": "the source's own forward (VAE encode, noise, UNet), one timestep",
+        "model": f"UNet2DModel on AutoencoderKL latents, {side}px (diffusers:<dir>)", "target": ", ".join(layers),
+    }
 
 
 def user_module(tmp: Path, n: int) -> dict[str, Any]:

@@ -173,7 +173,13 @@ METHOD = """\
 - Start-up (5): fresh subprocesses, median of several runs.
 - Allocator (6): fresh subprocesses per setting (glibc reads `MALLOC_*` at start), settings
   rotated per round, medians over rounds of time(default) / time(setting).
-- GPU figures appear only when `torch.cuda.is_available()`.
+- Families (7): per family, per batch, its own plain forward and nbfeat's engine back to back
+  (order rotated); the whole call is `bb.extract` against the plain loop, 2 rounds. Each model
+  is loaded through `nbfeat.load` with random weights; a family whose source is missing says so.
+- Scale (8): fresh processes; the Dask run uses `LocalCluster(n_workers=2,
+  threads_per_worker=1)`, started before the timer (its start-up is reported apart); peak
+  memory adds each process's own VmHWM.
+- GPU figures appear only when `torch.cuda.is_available()`; no GPU was lent to this run.
 """
 
 

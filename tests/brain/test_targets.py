@@ -81,3 +81,19 @@ def test_unequal_repeats_and_bad_shapes_are_clear():
         target_rdms(responses(np.zeros((3, 2)), samples=["a", "b", "c"]), by="roi")
     with pytest.raises(NbfeatError, match="names the stimuli"):
         from_rsatoolbox(rsatoolbox.data.Dataset(np.zeros((2, 2)), obs_descriptors={"foo": ["a", "b"]}))
+
+
+def test_noise_ceiling_picks_the_ceiling_that_fits_and_missing_packages_name_pip(monkeypatch):
+    import sys
+
+    from nbfeat.brain import noise_ceiling, rdm_ceiling, split_half
+    from nbfeat.errors import MissingDependencyError
+
+    r = responses(np.random.default_rng(3).normal(size=(10, 4, 4)), samples=ids(10))
+    xr.testing.assert_identical(noise_ceiling(r), split_half(r))
+    xr.testing.assert_identical(noise_ceiling(r, kind="rsa", corr="spearman"), rdm_ceiling(target_rdms(r), "spearman"))
+    with pytest.raises(NbfeatError, match="at least 2 repeats"):
+        split_half(r.isel(repeat=0, drop=True))
+    monkeypatch.setitem(sys.modules, "rsatoolbox", None)
+    with pytest.raises(MissingDependencyError, match="pip install rsatoolbox"):
+        to_rsatoolbox(r)

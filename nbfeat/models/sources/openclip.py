@@ -167,15 +167,10 @@ class TokenizerAdapter:
     def __call__(self, texts: list[str], add_special_tokens: bool = True, truncation: bool = False, **_: Any) -> dict[str, list[list[int]]]:
         if self.hf is not None:
             return {"input_ids": self.hf(list(texts), add_special_tokens=add_special_tokens, truncation=truncation)["input_ids"]}
-        t, ctx = self.tok, int(self.model_max_length)
-        rows = [[t.sot_token_id, *t.encode(text), t.eot_token_id] for text in texts]
-        long = sum(len(r) > ctx for r in rows)
-        if long:
-            import warnings
-
-            warnings.warn(f"{long} text(s) longer than the model's context ({ctx} tokens) were truncated.", UserWarning, stacklevel=3)
-        # as open_clip truncates: the end-of-text token stays last (the pooled output reads it)
-        return {"input_ids": [r if len(r) <= ctx else [*r[: ctx - 1], t.eot_token_id] for r in rows]}
+        t = self.tok
+        # full rows: the engine cuts long texts and keeps the end-of-text token last, as
+        # open_clip does (the pooled output reads it)
+        return {"input_ids": [[t.sot_token_id, *t.encode(text), t.eot_token_id] for text in texts]}
 
     def decode(self, ids: list[int]) -> str:
         return (self.hf or self.tok).decode(list(ids))

@@ -98,21 +98,17 @@ def _ridge(backend: str, alphas: np.ndarray, inner_cv: int, n_train: int, n_feat
     return RidgeCV(alphas=alphas, alpha_per_target=True)
 
 
-def _chosen_alpha(model: Any, n_targets: int) -> np.ndarray:
-    a = getattr(model, "alpha_", None)
-    if a is None:
-        a = getattr(model, "best_alphas_", None)
-    a = np.asarray(a.get() if hasattr(a, "get") else a, dtype=np.float64)  # cupy on GPU
+def _chosen_alpha(model: Any, n_targets: int, backend: str) -> np.ndarray:
+    a = getattr(model, "best_alphas_", None) if backend == "himalaya" else model.alpha_
+    a = _to_numpy(a) if backend == "himalaya" else np.asarray(a, dtype=np.float64)
     return np.broadcast_to(a, (n_targets,)).copy()
 
 
 def _to_numpy(a: Any) -> np.ndarray:
-    try:
-        from himalaya.backend import get_backend
+    """A himalaya result (numpy, or a torch/cupy array on GPU backends) as float64 numpy."""
+    from himalaya.backend import get_backend
 
-        return np.asarray(get_backend().to_numpy(a), dtype=np.float64)
-    except Exception:  # not a himalaya array
-        return np.asarray(a, dtype=np.float64)
+    return np.asarray(get_backend().to_numpy(a), dtype=np.float64)
 
 
 def fit_predict(
@@ -140,7 +136,7 @@ def fit_predict(
         model.fit(xtr, y[train])
         out = model.predict(xte)
         pred[test] = (_to_numpy(out) if backend == "himalaya" else np.asarray(out)).reshape(len(test), -1)
-        chosen[f] = _chosen_alpha(model, y.shape[1])
+        chosen[f] = _chosen_alpha(model, y.shape[1], backend)
     return pred, chosen
 
 

@@ -130,3 +130,12 @@ def test_himalaya_backend_where_installed(data):
     res = nbfeat.encode(dt, resp, cv=5, alphas=ALPHAS, backend="himalaya")
     assert res.attrs["backend"] == "himalaya"
     assert float(np.median(res.details["r"].sel(rep="m1/b"))) == pytest.approx(analytic, abs=0.06)
+
+
+def test_himalaya_kernel_ridge_for_layers_wider_than_the_training_set():
+    pytest.importorskip("himalaya")
+    dt = three_layers(n=40, widths=(60, 80, 10))
+    resp, analytic = simulated(dt, v=6, k=4, noise=0.5)
+    res = nbfeat.encode(dt, resp, cv=4, alphas=ALPHAS, backend="himalaya", reduce=None)
+    assert res.details["alpha"].shape == (3, 4, 6)
+    assert str(res.scores.squeeze().idxmax().item()) == "m1/b"

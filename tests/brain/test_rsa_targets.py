@@ -113,3 +113,30 @@ def test_lazy_features_give_the_same_scores(data):
     lazy = dt.chunk({"sample": 7})
     np.testing.assert_allclose(nbfeat.compare(lazy, resp).scores.values, nbfeat.compare(dt, resp).scores.values, rtol=1e-10)
     assert pearsonr  # scipy is the reference above
+
+
+def test_stacked_layer_nodes_score_per_depth_and_know_their_source():
+    import xarray as xr
+
+    rng = np.random.default_rng(4)
+    n = 20
+    x = rng.normal(size=(n, 3, 6))
+    ds = xr.Dataset(
+        {"block": (("sample", "layer", "channel"), x)},
+        coords={"sample": [f"s{i}" for i in range(n)], "layer": [0, 1, 2], "module": ("layer", ["h.0", "h.1", "h.2"])},
+        attrs={"model": "hf:tiny"},
+    )
+    target = nbfeat.brain.rdms(squareform_of(x[:, 2]), samples=ds["sample"].values)
+    res = nbfeat.compare(ds, target)
+    assert list(res.scores["layer"].values) == ["block[0]", "block[1]", "block[2]"]
+    assert list(res.scores["depth"].values) == [0.0, 0.5, 1.0]
+    assert float(res.scores.sel(rep="hf:tiny/block[2]").squeeze()) == pytest.approx(1.0)
+    assert res.source_of("hf:tiny/block[1]")["isel"] == {"layer": 1}
+    enc = ds.nbfeat.encode(nbfeat.brain.responses(x[:, 2] @ rng.normal(size=(6, 3)), samples=ds["sample"].values), cv=4, backend="sklearn")
+    assert str(enc.scores.squeeze().idxmax().item()) == "hf:tiny/block[2]"
+
+
+def squareform_of(x):
+    from scipy.spatial.distance import squareform
+
+    return squareform(pdist(x, "correlation"))

@@ -34,7 +34,7 @@ position table, as the library uses it: RoBERTa-like models count position ids f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from nbfeat.models.adapters.base import TOKENS, VECTOR, Adapter, Group, Layout, rank_layout
@@ -51,8 +51,6 @@ class TextFamily:
     where: dict[str, str]  # role -> where it is taken, in words (docs, tree, attrs)
     class_token: bool = False  # token 0 is a class token: pool="cls" is valid
     final_norm: str = ""  # the norm the model applies after the last block (last_hidden_state)
-    checked: str = ""  # the model type the conformance matrix checks this family on
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 _BEFORE = "before the residual add"
@@ -81,12 +79,12 @@ FAMILIES: list[TextFamily] = [
         "hf.roberta", ("roberta", "xlm-roberta", "camembert"), "encoder.layer",
         {"attn": "attention.output.dense", "mlp": "output.dense", "block": ""},
         {"attn": f"attention projection (attention.output.dense), {_POST}", "mlp": f"feed-forward projection (output.dense), {_POST}", "block": "layer output (after the second residual add and LayerNorm)"},
-        class_token=True, checked="roberta",
+        class_token=True,
     ),
     TextFamily(
         "hf.distilbert", ("distilbert",), "transformer.layer",
         {"attn": "attention", "mlp": "ffn", "block": ""},
-        {"attn": f"self-attention output (after out_lin), {_POST}", "mlp": f"FFN output (after lin2 and dropout), before the residual add and LayerNorm", "block": "block output (after the second residual add and LayerNorm)"},
+        {"attn": f"self-attention output (after out_lin), {_POST}", "mlp": "FFN output (after lin2 and dropout), before the residual add and LayerNorm", "block": "block output (after the second residual add and LayerNorm)"},
         class_token=True,
     ),
     TextFamily(
@@ -98,8 +96,8 @@ FAMILIES: list[TextFamily] = [
     TextFamily(
         "hf.t5-encoder", ("t5", "mt5"), "encoder.block",
         {"attn": "layer.0.SelfAttention", "mlp": "layer.1.DenseReluDense", "block": ""},
-        {"attn": f"self-attention output (after o), before dropout and the residual add", "mlp": "feed-forward output (after wo), before dropout and the residual add", "block": "block output (the last is before final_layer_norm)"},
-        final_norm="encoder.final_layer_norm", checked="t5",
+        {"attn": "self-attention output (after o), before dropout and the residual add", "mlp": "feed-forward output (after wo), before dropout and the residual add", "block": "block output (the last is before final_layer_norm)"},
+        final_norm="encoder.final_layer_norm",
     ),
     TextFamily(
         "hf.clip-text", ("clip_text_model",), "encoder.layers",

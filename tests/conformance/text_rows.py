@@ -31,6 +31,7 @@ PATHS = {
     "electra": ("encoder.layer.{i}", "encoder.layer.{i}.attention.output.dense", "encoder.layer.{i}.output.dense", None),
     "deberta-v2": ("encoder.layer.{i}", "encoder.layer.{i}.attention.output.dense", "encoder.layer.{i}.output.dense", None),
     "xlm-roberta": ("encoder.layer.{i}", "encoder.layer.{i}.attention.output.dense", "encoder.layer.{i}.output.dense", None),
+    "mpnet": ("encoder.layer.{i}", "encoder.layer.{i}.attention.attn", "encoder.layer.{i}.output.dense", None),
     "distilbert": ("transformer.layer.{i}", "transformer.layer.{i}.attention", "transformer.layer.{i}.ffn", None),
     "mistral": ("layers.{i}", "layers.{i}.self_attn", "layers.{i}.mlp", "norm"),
     "qwen2": ("layers.{i}", "layers.{i}.self_attn", "layers.{i}.mlp", "norm"),
@@ -40,7 +41,7 @@ PATHS = {
     "t5": ("encoder.block.{i}", "encoder.block.{i}.layer.0.SelfAttention", "encoder.block.{i}.layer.1.DenseReluDense", "encoder.final_layer_norm"),
     "clip_text": ("encoder.layers.{i}", "encoder.layers.{i}.self_attn", "encoder.layers.{i}.mlp", None),
 }
-CLASS_TOKEN = {"bert", "roberta", "albert", "electra", "deberta-v2", "xlm-roberta", "distilbert"}
+CLASS_TOKEN = {"bert", "roberta", "albert", "electra", "deberta-v2", "xlm-roberta", "distilbert", "mpnet"}
 TEXT_POOLS = ("mean", "mean_all", "max", "last", "flatten")
 
 
@@ -165,6 +166,7 @@ TEXT_ROWS = [
     _row("hf-electra", "electra", "hf.bert"),
     _row("hf-deberta-v2", "deberta-v2", "hf.bert"),
     _row("hf-xlm-roberta", "xlm-roberta", "hf.roberta", "; context = max_position_embeddings - pad_token_id - 1"),
+    _row("hf-mpnet", "mpnet", "hf.mpnet", "; context = max_position_embeddings - pad_token_id - 1"),
     _row("hf-mistral", "mistral", "hf.llama"),
     _row("hf-qwen2", "qwen2", "hf.llama"),
 ]

@@ -17,7 +17,7 @@ from typing import Any
 WORDS = "i know this sky loves you the quick brown fox jumps over lazy dog a cat sat on mat and looked at features from every layer of network".split()
 FAMILIES = ("gpt2", "llama", "bert", "roberta", "albert", "t5", "clip_text")
 # the same adapters on more model types (ELECTRA, DeBERTa-v2 like BERT; XLM-R like RoBERTa; Mistral, Qwen2 like Llama)
-MORE = ("distilbert", "electra", "deberta-v2", "xlm-roberta", "mistral", "qwen2")
+MORE = ("distilbert", "electra", "deberta-v2", "xlm-roberta", "mpnet", "mistral", "qwen2")
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -117,11 +117,11 @@ def build_tiny(family: str, context: int = 64, layers: int = 2, seed: int = 0) -
             model = T.DebertaV2Model(T.DebertaV2Config(**small, vocab_size=len(vocab), max_position_embeddings=context))
         else:
             model = T.BertModel(T.BertConfig(**small, vocab_size=len(vocab), max_position_embeddings=context))
-    elif family in ("roberta", "xlm-roberta"):
+    elif family in ("roberta", "xlm-roberta", "mpnet"):
         vocab, merges = _byte_vocab(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
         tok = T.RobertaTokenizer(vocab=vocab, merges=merges, model_max_length=context)
         # RoBERTa counts its position ids from pad_token_id + 1: the table holds 2 more
-        name = "XLMRoberta" if family == "xlm-roberta" else "Roberta"
+        name = {"xlm-roberta": "XLMRoberta", "mpnet": "MPNet"}.get(family, "Roberta")
         cfg = getattr(T, f"{name}Config")(**small, vocab_size=len(vocab), max_position_embeddings=context + 2, pad_token_id=1, bos_token_id=0, eos_token_id=2)
         model = getattr(T, f"{name}Model")(cfg)
     elif family == "albert":

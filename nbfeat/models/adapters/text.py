@@ -9,6 +9,7 @@ models apply after it), and `block` is the block (layer) output.
 | GPT-2 (`gpt2`) | `h.<i>` | `attn` (after `c_proj`) | `mlp` (after `c_proj`) | `h.<i>` (the last is before `ln_f`) |
 | Llama, Mistral, Qwen2 | `layers.<i>` | `self_attn` (after `o_proj`) | `mlp` (after `down_proj`) | decoder layer (the last before `norm`) |
 | BERT, ELECTRA, DeBERTa-v2, RoBERTa, XLM-R | `encoder.layer.<i>` | `attention.output.dense` | `output.dense` | layer output (after residual + LayerNorm) |
+| MPNet (`mpnet`) | `encoder.layer.<i>` | `attention.attn` (after `o`) | `output.dense` | layer output (after residual + LayerNorm) |
 | DistilBERT | `transformer.layer.<i>` | `attention` (after `out_lin`) | `ffn` (after `lin2`) | block output (after residual + LayerNorm) |
 | ALBERT | the shared `AlbertLayer`, once per call | `attention.dense` | `ffn_output` | the layer's output at that call |
 | T5 encoder | `encoder.block.<i>` | `layer.0.SelfAttention` (after `o`) | `layer.1.DenseReluDense` (after `wo`) | block (the last before `final_layer_norm`) |
@@ -79,6 +80,12 @@ FAMILIES: list[TextFamily] = [
         "hf.roberta", ("roberta", "xlm-roberta", "camembert"), "encoder.layer",
         {"attn": "attention.output.dense", "mlp": "output.dense", "block": ""},
         {"attn": f"attention projection (attention.output.dense), {_POST}", "mlp": f"feed-forward projection (output.dense), {_POST}", "block": "layer output (after the second residual add and LayerNorm)"},
+        class_token=True,
+    ),
+    TextFamily(
+        "hf.mpnet", ("mpnet",), "encoder.layer",
+        {"attn": "attention.attn", "mlp": "output.dense", "block": ""},
+        {"attn": f"self-attention output (attention.attn, after o), {_POST}", "mlp": f"feed-forward projection (output.dense), {_POST}", "block": "layer output (after the second residual add and LayerNorm)"},
         class_token=True,
     ),
     TextFamily(

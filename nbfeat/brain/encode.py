@@ -256,8 +256,13 @@ def encode(
         },
         coords={**coords, **ncoords, "fold": np.arange(len(folds))},
     )
+    scoords = {k: v.variable for k, v in resp.coords.items() if v.dims == (SAMPLE,)}
+    held_out = np.full(n, -1)
+    for f, (_, test) in enumerate(folds):
+        held_out[test] = f
+    details["test_fold"] = xr.DataArray(held_out, dims=(SAMPLE,), coords=scoords)
+    details.attrs["alphas"] = ", ".join(f"{a:g}" for a in alphas)
     if predictions:
-        scoords = {k: v.variable for k, v in resp.coords.items() if v.dims == (SAMPLE,)}
         details["predictions"] = xr.DataArray(np.stack(pred_all), dims=("rep", SAMPLE, NEUROID), coords={**scoords})
     groups = _groups(resp, by)
     tnames = [g for g, _ in groups]

@@ -58,7 +58,7 @@ class BrainScores:
       its r ceiling, then the median), None without a ceiling.
     - `details`: encoding only, a Dataset with per-neuroid `r`, `r2` (`rep`, `neuroid`),
       `alpha` (`rep`, `fold`, `neuroid`), `predictions` (`rep`, `sample`, `neuroid`) when
-      asked for, and the ceiling per neuroid.
+      asked for, `test_fold` (`sample`), and the ceiling per neuroid.
     - `sources`: one dict per `rep` (same order): `model`, `layer`, `node` (DataTree path),
       `key` (dict inputs), `variable` and `isel` (e.g. {"layer": 3}): where the representation
       came from in the features, so a heatmap cell (rep i, target j) leads back to the layer.

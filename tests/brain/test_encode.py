@@ -51,6 +51,8 @@ def test_values_equal_a_scikit_learn_pipeline(data, reduce):
     np.testing.assert_allclose(d["r"].values, r, rtol=1e-7)
     np.testing.assert_allclose(d["r2"].values, r2, rtol=1e-7)
     np.testing.assert_array_equal(d["alpha"].values, chosen)
+    folds = list(KFold(5, shuffle=True, random_state=0).split(x))
+    np.testing.assert_array_equal(np.flatnonzero(res.details["test_fold"].values == 1), folds[1][1])
     assert float(res.scores.sel(rep="m1/b").squeeze()) == pytest.approx(np.median(r))
 
 

@@ -118,3 +118,34 @@ def test_a_timm_trunk_inside_open_clip_uses_its_family_adapter():
     assert_values(dt["stage2"]["stage2"].values, levels[1])
     assert_values(dt["block.stage4"]["block.stage4"].values[:, -1], levels[3])
     assert list(dt["block.stage2"]["module"].values) == ["trunk.stages.1.blocks.0", "trunk.stages.1.blocks.1"]
+
+
+def test_open_clip_vit_tower_nodes_and_pools():
+    transformer = pytest.importorskip("open_clip.transformer")
+    torch.manual_seed(0)
+    visual = transformer.VisionTransformer(image_size=(32, 48), patch_size=8, width=32, layers=2, heads=2, mlp_ratio=2.0, output_dim=16).eval()
+    bb = nbfeat.load(visual)
+    assert bb.adapter.family == "open_clip.vit"
+    x = torch.randn(2, 3, 32, 48)
+    blocks = visual.transformer.resblocks
+    out = {}
+
+    def keep(key):
+        def hook(module, args, output):  # returns None: a returned value would replace the output
+            out.setdefault(key, (output[0] if isinstance(output, tuple) else output).clone())
+
+        return hook
+
+    hooks = [m.register_forward_hook(keep(k)) for k, m in [("attn0", blocks[0].attn), ("mlp1", blocks[1].mlp), ("block1", blocks[1])]]
+    with torch.no_grad():
+        visual(x)
+    for h in hooks:
+        h.remove()
+    ds = bb.extract(x, nodes=["attn", "mlp", "block"], progress=False)
+    assert_values(ds["attn"].values[:, 0], out["attn0"])
+    assert_values(ds["mlp"].values[:, 1], out["mlp1"])
+    assert_values(ds["block"].values[:, 1], out["block1"])
+    pooled = bb.extract(x, layers=[-1], pool="mean", progress=False)
+    assert_values(pooled["transformer.resblocks.1"].values, out["block1"][:, 1:].mean(dim=1))  # patch tokens only
+    grid = bb.extract(x, layers=[-1], pool=("avg2d", 1), progress=False)
+    assert grid["transformer.resblocks.1"].shape == (2, 32, 1, 1)

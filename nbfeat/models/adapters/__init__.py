@@ -22,6 +22,7 @@ _MODULES = (
     "nbfeat.models.adapters.timm_vision",
     "nbfeat.models.adapters.torchvision_vision",
     "nbfeat.models.adapters.hf_vision",
+    "nbfeat.models.adapters.openclip_vision",
     "nbfeat.models.adapters.text",
     "nbfeat.models.adapters.nested",
 )

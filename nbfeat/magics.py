@@ -349,7 +349,7 @@ _SUBCOMMANDS = ("models", "tree", "extract", "browse", "explore", "help")
 _TAKES_MODEL = ("tree", "extract", "explore")
 _MAGIC_LINE = re.compile(r"^\s*%?nbfeat\s+(?P<args>.*)$")
 _DEVICES = ("cpu", "cuda", "cuda:0", "cuda:1", "mps")
-_POOLS = ("mean", "max", "cls", "last", "flatten", "avg2d:", "max2d:")
+_POOLS = ("mean", "mean_all", "max", "cls", "last", "flatten", "avg2d:", "max2d:")
 
 
 class Completions:

@@ -237,9 +237,8 @@ class ExtractionRun:
         from nbfeat.engine.tokens import tokenize
 
         limit = self.bb.max_length
-        enc = tokenize(self.bb.tokenizer, self.inputs.texts or [], limit)
+        enc = tokenize(self.bb.tokenizer, self.inputs.texts or [], limit, pieces=False)  # token_text per batch
         ids = enc.ids
-        self._pieces = enc.pieces
         if enc.truncated:
             warnings.warn(
                 f"{enc.truncated} text(s) longer than the model's context ({limit} tokens) were truncated.",
@@ -468,10 +467,14 @@ class ExtractionRun:
         return np.pad(arr, pad, constant_values=np.nan)
 
     def _token_coords(self, positions: np.ndarray) -> dict[str, np.ndarray]:
+        from nbfeat.engine.tokens import tokenize
+
         text = np.full((len(positions), self._tmax), "", dtype=object)
         mask = np.zeros((len(positions), self._tmax), dtype=bool)
+        texts = self.inputs.texts or []
+        enc = tokenize(self.bb.tokenizer, [texts[int(p)] for p in positions], self.bb.max_length)
         for i, p in enumerate(positions):
-            pieces = self._pieces[int(p)]
+            pieces = enc.pieces[i]
             text[i, : len(pieces)] = pieces
             mask[i, : len(pieces)] = True
         return {"token_text": text.astype(str), "mask": mask}

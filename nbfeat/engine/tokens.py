@@ -32,14 +32,19 @@ class Tokens:
     truncated: int  # how many texts were longer than the context
 
 
-def tokenize(tok: Any, texts: list[str], context: int | None) -> Tokens:
-    """Tokenize `texts` for a model with `context` tokens at most (None: no limit)."""
+def tokenize(tok: Any, texts: list[str], context: int | None, pieces: bool = True) -> Tokens:
+    """Tokenize `texts` for a model with `context` tokens at most (None: no limit).
+
+    `pieces=False` skips `token_text` (`Tokens.pieces` is empty): a run tokenizes every text
+    up front for the ids, and makes the pieces batch by batch, so a million texts never hold
+    a hundred million strings at once.
+    """
     if getattr(tok, "is_fast", False) and callable(tok):
-        return _with_offsets(tok, texts, context)
-    return _without_offsets(tok, texts, context)
+        return _with_offsets(tok, texts, context, pieces)
+    return _without_offsets(tok, texts, context, pieces)
 
 
-def _with_offsets(tok: Any, texts: list[str], context: int | None) -> Tokens:
+def _with_offsets(tok: Any, texts: list[str], context: int | None, want_pieces: bool = True) -> Tokens:
     kw = {"add_special_tokens": True, "return_offsets_mapping": True, "return_special_tokens_mask": True, "return_attention_mask": False, "return_token_type_ids": False, "verbose": False}
     enc = tok(list(texts), truncation=False, **kw)
     ids, offsets, special = list(enc["input_ids"]), list(enc["offset_mapping"]), list(enc["special_tokens_mask"])
@@ -51,6 +56,9 @@ def _with_offsets(tok: Any, texts: list[str], context: int | None) -> Tokens:
     pieces, added = [], []
     long_set = set(long)
     for i, text in enumerate(texts):
+        if not want_pieces:
+            added.append([bool(sp) and a == b for sp, (a, b) in zip(special[i], offsets[i])])
+            continue
         p, a = _pieces(tok, text, ids[i], offsets[i], special[i], complete=i not in long_set)
         pieces.append(p)
         added.append(a)
@@ -81,7 +89,7 @@ def _pieces(tok: Any, text: str, ids: list[int], offsets: list[tuple[int, int]],
     return out, added
 
 
-def _without_offsets(tok: Any, texts: list[str], context: int | None) -> Tokens:
+def _without_offsets(tok: Any, texts: list[str], context: int | None, want_pieces: bool = True) -> Tokens:
     ids = [list(r) for r in tok(list(texts), add_special_tokens=True, truncation=False)["input_ids"]]
     ends = _special_ids(tok)
     truncated = 0
@@ -90,7 +98,7 @@ def _without_offsets(tok: Any, texts: list[str], context: int | None) -> Tokens:
             truncated += 1
             # keep a closing special token (end of text), as the tokenizer's own truncation does
             ids[i] = row[: context - 1] + row[-1:] if row[-1] in ends and context > 1 else row[:context]
-    pieces = [[tok.decode([t]) for t in row] for row in ids]
+    pieces = [[tok.decode([t]) for t in row] for row in ids] if want_pieces else []
     return Tokens(ids, pieces, [[t in ends for t in row] for row in ids], truncated)
 
 

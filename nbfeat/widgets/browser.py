@@ -19,6 +19,7 @@ import traitlets
 
 from nbfeat.errors import InputError, UnknownLayerError, did_you_mean
 from nbfeat.widgets._base import NbfeatWidget
+from nbfeat.widgets.sources import DatasetSource
 from nbfeat.widgets.views import layer_view, similarity_view, spatial_map, stack_values, strip_view
 
 MAX_LINKED = 16  # layers in the similarity row and the layer strip
@@ -96,12 +97,17 @@ class BrowserWidget(NbfeatWidget):
     def _on_shown(self, change: Any) -> None:
         self._update_code()
 
-    def _update_code(self, layers: list[str] | None = None) -> None:
-        """`code` for `layers` (kept: the explorer passes the tree's selection), else the shown layer."""
+    def _update_code(self, layers: list[str] | None = None, probe: bool = False) -> None:
+        """`code` for `layers` (kept: the explorer passes the tree's selection), else the shown
+        layer. Without `probe` only what was extracted is used: the view's own extraction
+        writes the code again, complete."""
         if layers is not None:
             self._code_layers = list(layers)
         chosen = self._code_layers if self._code_layers is not None else ([self.layer] if self.layer else [])
-        self.code = self.source.code(chosen, self.sample, layer=self.layer, depth=self.depth)
+        if isinstance(self.source, DatasetSource):
+            self.code = self.source.code(chosen, self.sample, layer=self.layer, depth=self.depth)
+        else:
+            self.code = self.source.code(chosen, self.sample, layer=self.layer, depth=self.depth, probe=probe)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The widget view plus a PNG of the current view (for pages without a kernel)."""
@@ -171,6 +177,8 @@ class BrowserWidget(NbfeatWidget):
             thumb = self.source.thumbnail(i)
             if thumb is not None:
                 arrays["thumb"] = thumb
+        if name == self.layer and i == self.sample:
+            self._update_code(probe=True)  # now with this layer's outputs known
         sample_id = self.samples[i]["id"]
         meta.update({"layer": name, "sample": i, "info": f"{name} · {meta.pop('shape_text')} · sample {sample_id}"})
         return meta, arrays

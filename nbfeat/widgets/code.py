@@ -103,8 +103,10 @@ def view_code(
     head = ["import nbfeat", "", load_code(bb), *lines]
     # the view ran one batch of every shown input: the same batch gives the same bits
     head.append(f"ds = bb.extract(inputs, layers={list(layers)!r}{pool_arg}, batch_size={shown})")
-    if layer and layer in layers:
+    if layer and layer in layers and variables is not None:
         head.append(f"x = {_pick(layer, sample, depth, variables, many=len(layers) > 1)}  # sample {resolved.ids[sample]!r}")
+    elif layer and layer in layers:
+        head.append(f"# x: {layer} of sample {resolved.ids[sample]!r} is written here once the view has loaded it")
     if not complete:
         head.append("# (define `inputs` first: see above)")
     return "\n".join(head)

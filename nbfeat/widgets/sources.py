@@ -302,8 +302,9 @@ class BackboneSource:
         except Exception:  # the browser still shows the layer without a thumbnail
             return None
 
-    def variables(self, layers: list[str]) -> dict[str, Any]:
-        """`run.variables` of an extraction of `layers`: from the cache, else a one-sample probe."""
+    def variables(self, layers: list[str], probe: bool = True) -> dict[str, Any] | None:
+        """`run.variables` of an extraction of `layers`: from the cache, else a one-sample
+        probe (None instead when `probe` is False and a layer was never extracted)."""
         out: dict[str, Any] = {}
         missing = []
         for name in layers:
@@ -312,18 +313,24 @@ class BackboneSource:
                 missing.append(name)
             else:
                 out.update(entry["variables"])
+        if missing and not probe:
+            return None
         if missing:
             out.update(self.bb.prepare(self.inputs.subset([0]), layers=missing, pool=self.pool).variables)
         return out
 
-    def code(self, layers: list[str], sample: int = 0, layer: str = "", depth: int = 0) -> str:
-        """Code that, run in a fresh kernel, extracts `layers` and picks the shown array as `x`."""
+    def code(self, layers: list[str], sample: int = 0, layer: str = "", depth: int = 0, probe: bool = True) -> str:
+        """Code that, run in a fresh kernel, extracts `layers` and picks the shown array as `x`.
+
+        `probe=False` writes it from the layers extracted so far only (no forward pass): a
+        layer about to be shown is extracted anyway, and the code is written again then.
+        """
         from nbfeat.widgets.code import view_code
 
         if not layers:
             return ""
         try:
-            variables = self.variables(list(layers))
+            variables = self.variables(list(layers), probe=probe)
         except Exception:  # a layer the model cannot run to: the code is still worth showing
             variables = {}
         return view_code(self.bb, self.raw_inputs, self.inputs, list(layers), layer=layer, sample=sample, depth=depth, pool=self.pool, variables=variables)

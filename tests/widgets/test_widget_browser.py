@@ -124,6 +124,7 @@ def test_traits_and_code(resnet, pictures):
     assert w.layer == resnet.blocks[-1] and w.layers == resnet.layers()
     assert [s["id"] for s in w.samples] == ["0", "1", "2"] and "first 3 of 4" in w.title
     w.layer = "layer3"
+    w.handle_request({"id": 0, "kind": "view", "sample": 0, "layer": "layer3"})
     assert "bb = nbfeat.load('torchvision:resnet18', pretrained=False, device='cpu')" in w.code
     assert "ds = bb.extract(inputs, layers=['layer3'], batch_size=3)\nx = ds['layer3'].isel(sample=0)  # sample '0'" in w.code
     assert "# inputs: in-memory images (PIL images or arrays), 3 shown" in w.code

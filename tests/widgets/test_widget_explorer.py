@@ -15,15 +15,18 @@ def test_clicking_a_layer_shows_it_and_writes_the_code(resnet, pictures, monkeyp
     # what a click in the tree view sends
     ex.tree.set_state({"selected": ["layer2"], "focused": "layer2"})
     assert ex.browser.layer == "layer2" and ex.selected == ["layer2"]
+    assert "# x: layer2 of sample '0' is written here once the view has loaded it" in ex.browser.code  # no forward pass yet
+    ex.browser.handle_request({"id": 0, "kind": "view", "sample": 0, "layer": "layer2"})  # what the view asks next
     assert "ds = bb.extract(inputs, layers=['layer2'], batch_size=2)\nx = ds['layer2'].isel(sample=0)" in ex.browser.code
     # ctrl-click adds a layer: the browser follows the last click, the code takes both
     ex.tree.set_state({"selected": ["layer2", "layer3.1"], "focused": "layer3.1"})
     assert ex.browser.layer == "layer3.1"
+    ex.browser.handle_request({"id": 0, "kind": "view", "sample": 0, "layer": "layer3.1"})
     assert "layers=['layer2', 'layer3.1'], batch_size=2)\nx = ds['layer3.1']['layer3.1'].isel(sample=0)" in ex.browser.code
     sent = []
     monkeypatch.setattr(ex.browser, "send", lambda msg, buffers=None: sent.append((msg, buffers)))
     ex.browser._on_custom_msg(ex.browser, {"type": "nbfeat:request", "id": 1, "kind": "view", "sample": 1, "layer": "layer3.1", "k": 3}, [])
-    assert sent[0][0]["ok"] and sent[0][0]["channels"] and ex.source.extractions == 1
+    assert sent[0][0]["ok"] and sent[0][0]["channels"] and ex.source.extractions == 2  # layer2, layer3.1: once each
 
 
 def test_picking_in_the_browser_selects_in_the_tree(resnet, pictures):

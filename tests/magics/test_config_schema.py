@@ -9,7 +9,15 @@ import sys
 import pytest
 import yaml
 
-from nbfeat.config import SCHEMA_FILE, ConfigError, flag_hint, flags_to_raw, json_schema, load_config, parse_model_kwargs
+from nbfeat.config import (
+    SCHEMA_FILE,
+    ConfigError,
+    flag_hint,
+    flags_to_raw,
+    json_schema,
+    load_config,
+    parse_model_kwargs,
+)
 
 EXAMPLE = """\
 model: timm:vit_small_patch14_dinov2

@@ -11,7 +11,6 @@ from PIL import Image
 import nbfeat
 
 
-
 def _png(bundle):
     data = bundle[0] if isinstance(bundle, tuple) else bundle
     assert "application/vnd.jupyter.widget-view+json" in data  # the live widget stays first

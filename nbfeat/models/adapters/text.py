@@ -172,10 +172,6 @@ class TextAdapter(Adapter):
         return _model_type(model) in cls.spec.model_types and _find(dict(model.named_modules()), cls.spec.stack) is not None
 
     @property
-    def where(self) -> dict[str, str]:  # type: ignore[override]
-        return dict(self.spec.where)
-
-    @property
     def is_text(self) -> bool:
         return True
 
@@ -204,6 +200,7 @@ class AlbertAdapter(TextAdapter):
 
     spec = TEXT_FAMILIES["hf.albert"]
     family = spec.name
+    where = dict(spec.where)
     early_exit = False  # the shared layer's first call is not its last: run the whole encoder
 
     def groups(self) -> list[Group]:
@@ -230,7 +227,7 @@ class AlbertAdapter(TextAdapter):
 
 def _adapter(spec: TextFamily) -> type[TextAdapter]:
     name = "HF" + "".join(part.title() for part in spec.name.split(".", 1)[1].replace("-", "_").split("_")) + "Adapter"
-    return type(name, (TextAdapter,), {"spec": spec, "family": spec.name, "__doc__": f"{spec.name}: {', '.join(spec.model_types)}"})
+    return type(name, (TextAdapter,), {"spec": spec, "family": spec.name, "where": dict(spec.where), "__doc__": f"{spec.name}: {', '.join(spec.model_types)}"})
 
 
 ADAPTERS: list[type[Adapter]] = [AlbertAdapter if f.name == "hf.albert" else _adapter(f) for f in FAMILIES]

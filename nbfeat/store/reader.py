@@ -84,10 +84,24 @@ def open(path: Any, valid_only: bool = True) -> Any:  # noqa: A001 - nbfeat.open
     root.attrs = attrs
     if isinstance(target, str):
         root.encoding["source"] = target  # export refuses to write into the store it reads
+    if not valid_only and (status != OK).any():
+        # what is not extracted (or must be recomputed) reads as NaN, never as values
+        valid = xr.DataArray(status == OK, dims="sample")
+        root = _mask_features(root, valid, layout)
+        if hasattr(obj, "children"):
+            for v in layout.variables:
+                node = obj[v.group].to_dataset(inherit=False)
+                obj[v.group].dataset = _mask_features(node, valid, layout)
     obj = _with_root(obj, root)
     if valid_only and len(keep) < layout.n:
         obj = obj.isel(sample=keep)
     return obj
+
+
+def _mask_features(ds: Any, valid: Any, layout: Layout) -> Any:
+    names = {v.name for v in layout.variables}
+    masked = {k: ds[k].where(valid) for k in ds.data_vars if k in names and ds[k].dtype.kind == "f"}
+    return ds.assign(masked) if masked else ds
 
 
 def sample(source: Any, n: int, seed: int | None = 0) -> Any:

@@ -101,7 +101,14 @@ def _open_other(run: Any, target: Any, path: Any, overwrite: bool, chunk_size: i
         return _create(run, target, chunk_size)  # new, ours, or interrupted while allocating
     _check_same(existing, run, path)
     group = zarr.open_group(target, mode="r+")
-    return group, Layout.from_json(group.attrs["nbfeat_layout"])
+    layout = Layout.from_json(group.attrs["nbfeat_layout"])
+    if not same_samples(group, run):  # no rebuild beside a remote store: say so
+        raise StoreMismatchError(
+            f"{path} holds features for other inputs ({layout.n} samples in the store, {len(run.inputs)} now, ids differ). "
+            "Write to a new path, or pass overwrite=True to replace it."
+        )
+    refresh(group, layout, run, path)
+    return group, layout
 
 
 def _create(run: Any, target: Any, chunk_size: int | None) -> tuple[Any, Layout]:

@@ -283,14 +283,14 @@ def test_a_real_full_disk_then_resume(bb, folder, reference, tiny_disk, capsys, 
     assert info.value.errno == errno.ENOSPC
     assert assert_partial_store_is_sound(out, reference) >= CHUNK  # some chunks fit, and are kept
 
-    # the command line on the full disk: one line, status 2
+    # the command line on the full disk: one line, status 4 (docs/cli.md)
     monkeypatch.chdir(folder.parent)
     (folder.parent / "c.yaml").write_text(
         f"model: {LOAD['model']}\npretrained: false\ninputs: {folder.name}/\nlayers: {{layer2: null, layer4: {{pool: mean}}}}\n"
         f"batch_size: 2\nout: {tiny_disk / 'cli.zarr'}\nprogress: false\n"
     )
     capsys.readouterr()
-    assert cli_main(["extract", "c.yaml"]) == 2
+    assert cli_main(["extract", "c.yaml"]) == 4
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("nbfeat extract: No space left on device"), err
     assert "Free some space and run the same command again" in err

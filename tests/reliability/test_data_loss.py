@@ -137,6 +137,12 @@ def test_missing_or_damaged_chunk_files_never_read_as_values(bb, x, expected, tm
     assert list(half["sample"].values) == ["0", "1", "2", "3", "8", "9"] and half.attrs["n_pending"] == 4
     every = nbfeat.open(out, valid_only=False)
     assert list(every["valid"].values[4:8]) == [False] * 4 and (every["status"].values[4:8] == 0).all()
+    assert np.isnan(every["layer4"].values[4:8]).all()  # missing reads as NaN, never as values
+    st.write(bb.prepare(x, layers="layer4", pool="mean", batch_size=4), out, progress=False)  # resume
+    import zarr
+
+    zarr.open_group(str(out), mode="r+")["status"][0:4] = np.zeros(4, np.int8)  # pending, data still there
+    assert np.isnan(nbfeat.open(out, valid_only=False)["layer4"].values[:4]).all()
     st.write(bb.prepare(x, layers="layer4", pool="mean", batch_size=4), out, progress=False)  # resume
     np.testing.assert_allclose(nbfeat.open(out)["layer4"].values, expected, rtol=1e-5, atol=1e-6)
 

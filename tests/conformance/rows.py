@@ -597,6 +597,8 @@ ROWS: list[Row] = [
     # Hugging Face
     Row("hf-vit", "hf", "hf.vit", hf_model(_cfg("ViTConfig", **_VIT_KW, image_size=[32, 48]), "ViTModel"), save_hf, image(32, 48),
         ref_hf_vit("attention", "mlp", 1, 8), "output_hidden_states; attention/mlp hooks", nodes=("attn", "mlp", "block"), pools=VIT_POOLS),
+    Row("hf-deit", "hf", "hf.vit", hf_model(_cfg("DeiTConfig", **_VIT_KW, image_size=[32, 48]), "DeiTModel"), save_hf, image(32, 48),
+        ref_hf_vit("attention", "mlp", 2, 8), "output_hidden_states (class + distillation tokens); attention/mlp hooks", nodes=("attn", "mlp", "block"), pools=VIT_POOLS),
     Row("hf-dinov2", "hf", "hf.vit", hf_model(_cfg("Dinov2Config", **_VIT_KW, image_size=32), "Dinov2Model"), save_hf, image(32, 48),
         ref_hf_vit("attention", "mlp", 1, 8, backbone=True), "output_hidden_states; AutoBackbone.feature_maps; hooks", nodes=("attn", "mlp", "block"), stages=(0, 1, 2), pools=VIT_POOLS),
     Row("hf-dinov2-registers", "hf", "hf.vit", hf_model(_cfg("Dinov2WithRegistersConfig", **_VIT_KW, image_size=32, num_register_tokens=4), "Dinov2WithRegistersModel"), save_hf, image(32, 48),

@@ -78,6 +78,12 @@ def find_roles(model: Any, blocks: list[str]) -> dict[str, list[str]]:
         if m is None and "intermediate" in children and "output" in children:
             # BERT/ViT layout: the MLP is intermediate -> output.dense (then dropout + residual)
             m = "output.dense" if "output.dense" in {f"output.{k}" for k in dict(children["output"].named_children())} else None
+        if a is not None and m == "output.dense":
+            # BERT layout: the attention child ends in its own residual add + LayerNorm
+            # (attention.output); its projection, like the MLP's output.dense, comes before them
+            inner = dict(children[a].named_children()).get("output")
+            if inner is not None and "dense" in dict(inner.named_children()):
+                a = f"{a}.output.dense"
         attn.append(f"{b}.{a}" if a else None)
         mlp.append(f"{b}.{m}" if m else None)
     if all(attn):

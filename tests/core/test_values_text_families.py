@@ -189,3 +189,28 @@ def test_flatten_text_is_the_same_width_in_every_batch(models):
     for kw in ({"pool": "flatten"}, {"flatten": True}):
         got = bb.extract(TEXTS, layers=[-1], batch_size=1, progress=False, **kw)[bb.blocks[-1]].values
         np.testing.assert_allclose(got, full.reshape(len(TEXTS), -1), rtol=1e-5, atol=1e-6)  # NaN where each text is padded
+
+
+def test_generic_bert_like_attn_is_taken_before_the_residual_like_mlp(tmp_path):
+    """A BERT-layout model nbfeat has no adapter for (ERNIE): the generic roles still take
+    attn at attention.output.dense, as mlp at output.dense (before residual + LayerNorm)."""
+    import torch
+    import transformers as T
+
+    from tests.core.text_families import build_tiny
+
+    _, tok = build_tiny("bert", context=32, layers=1)
+    torch.manual_seed(0)
+    model = T.ErnieModel(T.ErnieConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, vocab_size=len(tok), max_position_embeddings=32)).eval()
+    model.save_pretrained(tmp_path / "e")
+    tok.save_pretrained(tmp_path / "e")
+    bb = nbfeat.load(f"hf:{tmp_path / 'e'}")
+    assert bb.adapter.family == "generic"
+    assert bb.nodes["attn"] == ["encoder.layer.0.attention.output.dense", "encoder.layer.1.attention.output.dense"]
+    ds = bb.extract(["a cat"], nodes="attn", progress=False)
+    got = {}
+    handle = model.encoder.layer[1].attention.output.dense.register_forward_hook(lambda m, a, o: got.setdefault("x", o))
+    with torch.no_grad():
+        model(**tok(["a cat"], return_tensors="pt"))
+    handle.remove()
+    np.testing.assert_allclose(ds["attn"].values[0, 1], got["x"][0].numpy(), rtol=1e-4, atol=1e-5)

@@ -498,6 +498,7 @@ class ExtractionRun:
                     raise
                 raise InputError(f"The model rejected inputs of shape {tuple(x.shape)}: {str(e).splitlines()[0][:200]}") from None
             self._output_index.update(cap.output_index)
+        self._check_rows(outputs, _rows_count(x))
         specs = {}
         for t in self.targets:
             k = [self._pools[m].index(t.key) for m in t.modules]
@@ -546,6 +547,16 @@ class ExtractionRun:
                 coords = {"layer": ("layer", np.arange(len(t.modules))), "module": ("layer", np.asarray(block_paths[: len(t.modules)], dtype=str))}
             specs[t.name] = VarSpec(("sample", *lead_dims, *dims), (*lead_shape, *shape), _numpy(sample[:0]).dtype, attrs, coords)
         return specs
+
+    def _check_rows(self, outputs: dict[str, list[Any]], n: int) -> None:
+        """Every captured output must have one row per input: a module that runs per window
+        (Swin/SAM attention internals) or folds the batch elsewhere cannot be labelled per sample."""
+        for path, calls in outputs.items():
+            rows = int(calls[0][0].shape[0]) if calls and calls[0] and calls[0][0].dim() else n
+            if rows != n:
+                block = next((b for b in self.bb.blocks if path.startswith(b + ".")), None)
+                hint = f" Its block's nodes are on the image grid: layers='{self.bb.adapter.roles(block).get('attn', block)}' or '{block}'." if block else " Pick its parent module."
+                raise UnknownLayerError(f"Layer {path} of {self.bb.id} gives {rows} rows for {n} input(s) (it runs per window or folds the batch), so nbfeat cannot label it per sample.{hint}")
 
     def _check_stackable(self, t: Target, shapes: list[tuple[int, ...]]) -> None:
         if len(set(shapes)) > 1:

@@ -149,3 +149,17 @@ def test_open_clip_vit_tower_nodes_and_pools():
     assert_values(pooled["transformer.resblocks.1"].values, out["block1"][:, 1:].mean(dim=1))  # patch tokens only
     grid = bb.extract(x, layers=[-1], pool=("avg2d", 1), progress=False)
     assert grid["transformer.resblocks.1"].shape == (2, 32, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "model, kwargs, layer, hint",
+    [
+        ("timm:swin_tiny_patch4_window7_224", SWIN, "layers.0.blocks.0.attn.softmax", "layers.0.blocks.0.attn"),
+        ("timm:samvit_base_patch16", dict(depth=2, embed_dim=32, num_heads=2, img_size=(64, 96), global_attn_indexes=(1,), window_size=3), "blocks.0.attn.q_norm", "blocks.0.attn"),
+    ],
+)
+def test_a_module_that_runs_per_window_gets_a_short_error(model, kwargs, layer, hint):
+    bb = nbfeat.load(model, pretrained=False, model_kwargs=kwargs)
+    with pytest.raises(NbfeatError) as err:
+        bb.extract(torch.randn(2, 3, 64, 96), layers=[layer], progress=False)
+    assert "per window" in str(err.value) and hint in str(err.value) and len(str(err.value)) < 400

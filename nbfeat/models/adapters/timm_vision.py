@@ -212,7 +212,7 @@ class TimmSAM(_TimmAdapter):
         mod = self.modules.get(path)
         block = self._block_of(path)
         windowed = {f"{block}.{n}" for n in ("attn", "attn.qkv", "attn.proj", "ls1", "drop_path1")} if block else set()
-        if block is not None and ndim == 3 and path not in windowed:
+        if block is not None and ndim == 3 and path not in windowed and not _under(path, f"{block}.attn"):
             shape = ctx.arg_shape(block)  # (B, H, W, C): the MLP runs on (B, H*W, C)
             return Layout(MAP, note="tokens on the block's grid", restore=tokens_to_map((shape[1], shape[2])))
         if ndim != 4:

@@ -153,6 +153,15 @@ class BrowserWidget(NbfeatWidget):
         meta, arrays = strip_view(maps)
         return {**meta, "skipped": skipped, "sample": i}, arrays
 
+    def snapshot(self) -> Any:
+        """A picture of the current view (`IPython.display.Image`): put it in a cell to keep
+        a later state in the saved notebook (the widget's own picture is its first state)."""
+        from IPython.display import Image
+
+        from nbfeat.widgets.snapshot import browser_png
+
+        return Image(data=browser_png(self), format="png")
+
     def _request_view(self, content: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Everything the view shows for one (sample, layer): thumbnail, PCA, channels."""
         i = int(content.get("sample", self.sample))

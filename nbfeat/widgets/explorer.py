@@ -61,6 +61,15 @@ class Explorer(ipywidgets.HBox):
 
         return with_png(super()._repr_mimebundle_(**kwargs), lambda: explorer_png(self))
 
+    def snapshot(self) -> Any:
+        """A picture of the explorer now, tree and view (`IPython.display.Image`): put it in a
+        cell to keep a later state in the saved notebook."""
+        from IPython.display import Image
+
+        from nbfeat.widgets.snapshot import explorer_png
+
+        return Image(data=explorer_png(self), format="png")
+
     @property
     def selected(self) -> list[str]:
         """The tree's selection (module paths); settable."""

@@ -95,6 +95,14 @@ class TreeWidget(NbfeatWidget):
 
         return with_png(super()._repr_mimebundle_(**kwargs), lambda: tree_png(self))
 
+    def snapshot(self) -> Any:
+        """A picture of the tree and its selection now (`IPython.display.Image`)."""
+        from IPython.display import Image
+
+        from nbfeat.widgets.snapshot import tree_png
+
+        return Image(data=tree_png(self), format="png")
+
     def __repr__(self) -> str:
         return f"<TreeWidget {self.title}: {len(self.rows)} modules, selected={self.selected}>"
 

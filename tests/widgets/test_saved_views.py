@@ -33,6 +33,10 @@ def test_each_widget_bundle_has_a_picture_of_its_current_view(resnet, pictures):
     assert _png(tree._repr_mimebundle_()).size
     ex = nbfeat.explore(resnet, pictures[:2], layer="layer1")
     assert _png(ex._repr_mimebundle_()).shape[1] > first.shape[1]  # tree beside the view
+    # a later state, kept on purpose: a plain picture in the cell's output
+    ex.selected = ["layer4"]
+    snap = ex.snapshot()
+    assert snap.data[:4] == b"\x89PNG" and "image/png" in snap._repr_mimebundle_()[0]
 
 
 # The export itself (a notebook run in JupyterLab, saved, nbconvert to HTML, the PNGs found)

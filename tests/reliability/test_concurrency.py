@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("race") / "images"
-    write_images(root, n_per_class=6, size=(32, 40))
+    write_images(root, n_per_class=4, size=(32, 40))
     (root / "cats" / "img2_broken.png").write_bytes(b"not an image")
     return root
 

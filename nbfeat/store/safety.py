@@ -99,7 +99,7 @@ def remove_store(root: str | os.PathLike[str]) -> None:
 
 
 def _remove_chunk_tree(chunks: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(chunks, topdown=False):
+    for dirpath, _dirnames, filenames in os.walk(chunks, topdown=False):
         for name in filenames:
             rel = Path(dirpath, name).relative_to(chunks).parts
             if all(_is_chunk_part(p) for p in rel):

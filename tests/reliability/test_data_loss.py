@@ -150,7 +150,7 @@ def test_missing_or_damaged_chunk_files_never_read_as_values(bb, x, expected, tm
     data[len(data) // 2] ^= 0xFF  # damaged bytes: the checksum catches them
     chunk_file.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="checksum"):
-        nbfeat.open(out)["layer4"].values
+        _ = nbfeat.open(out)["layer4"].values
     assert st.verify(out) == [1]  # marks it pending
     assert nbfeat.open(out).attrs["n_pending"] == 4
     st.write(bb.prepare(x, layers="layer4", pool="mean", batch_size=4), out, progress=False)

@@ -101,8 +101,11 @@ def store_lock(target: Any, wait: float = 0.0) -> Iterator[None]:
 
 
 def _flock(fd: int, path: str, target: str, wait: float) -> bool:
-    """Take the flock; False where the file system has none."""
-    import fcntl
+    """Take the flock; False where the file system (or the OS: Windows) has none."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
 
     deadline = time.monotonic() + wait
     orphan_deadline = time.monotonic() + 10.0

@@ -60,7 +60,8 @@ class BrowserWidget(NbfeatWidget):
     linked_layers = traitlets.List(traitlets.Unicode()).tag(sync=True)
     """Layers the linked views span: the similarity maps of a clicked patch and the layer
     strip (one small PCA map each). The explorer sets it to the tree's selection when two or
-    more are selected; default: the model's repeated blocks, or every variable of a dataset."""
+    more are selected; default: up to 8 repeated blocks spread over depth, or every variable
+    of a dataset."""
 
     code = traitlets.Unicode("").tag(sync=True)
     """The equivalent Python call for what is shown (the Copy code button copies it)."""

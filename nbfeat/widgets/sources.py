@@ -198,7 +198,13 @@ class BackboneSource:
         return self.bb.blocks[-1] if self.bb.blocks else self.bb.layers()[-1]
 
     def default_linked(self) -> list[str]:
-        return list(self.bb.blocks) if self.modality == "image" and len(self.bb.blocks) > 1 else []
+        """Up to 8 repeated blocks spread over depth (a strip of a 40-block model would
+        otherwise hold every block's output for every shown sample)."""
+        blocks = list(self.bb.blocks)
+        if self.modality != "image" or len(blocks) < 2:
+            return []
+        picks = sorted({round(i * (len(blocks) - 1) / 7) for i in range(8)}) if len(blocks) > 8 else range(len(blocks))
+        return [blocks[i] for i in picks]
 
     def prefetch(self, names: list[str]) -> None:
         """Extract every layer of `names` not cached yet, in one forward pass."""

@@ -154,12 +154,13 @@ class ExtractionRun:
             out[p] = key
         return out
 
-    def iter_batches(self, positions: Iterable[int] | None = None, window: int | None = None) -> Iterator[Batch]:
+    def iter_batches(self, positions: Iterable[int] | None = None, window: int | None = None, keys: bool = False) -> Iterator[Batch]:
         """Yield a Batch per `batch_size` inputs (in the order of `positions`).
 
         Text with `length_buckets` comes in batches of similar token length instead, sorted
         within `window` consecutive positions (None: a window sized for streaming sinks);
-        `Batch.positions` says which inputs each batch holds.
+        `Batch.positions` says which inputs each batch holds. `keys=True` fills
+        `Batch.keys` with each input's content key (what a store keeps to detect changes).
         """
         import torch
 
@@ -168,9 +169,10 @@ class ExtractionRun:
         try:
             for positions_, x, failed in loader:
                 p = np.asarray(positions_, dtype=np.int64)
-                keys = self.input_keys([*p, *(f[0] for f in failed)])
+                # content keys (hashing every input) only for sinks that keep them: stores
+                keyed = self.input_keys([*p, *(f[0] for f in failed)]) if keys else {}
                 if x is None:
-                    yield Batch(p, {}, {}, failed, keys)
+                    yield Batch(p, {}, {}, failed, keyed)
                     continue
                 # Hooks live only while one batch runs, never across a yield: a paused,
                 # closed or abandoned generator leaves the user's model as it was. The
@@ -178,7 +180,7 @@ class ExtractionRun:
                 with self.bb.forward_lock, torch.inference_mode(), Capture(self.bb.model, list(self._pools), self._transform, early_exit=self._early_exit) as cap:
                     parts = [self._assemble(p[sl], self._capture(cap, _rows(x, sl)), []) for sl in self._slices(len(p))]
                 batch = _concat(parts, failed)
-                batch.keys = keys
+                batch.keys = keyed
                 yield batch
         finally:
             close = getattr(loader, "close", None)

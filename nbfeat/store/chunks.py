@@ -213,7 +213,7 @@ def write_chunks(
             positions = np.concatenate([reuse.to_compute(c) for c in sorted(chunk_set)] or [np.zeros(0, np.int64)])
         else:
             positions = layout.chunk_positions(sorted(chunk_set))
-        batches = run.iter_batches(positions)
+        batches = run.iter_batches(positions, keys=True)
         for batch in batches:
             n = _gather(batch, layout, chunk_set, open_chunks, reuse)
             for index in [i for i, b in open_chunks.items() if b.full]:

@@ -381,6 +381,30 @@ def ref_timm_convnext(m: Any, x: Any) -> dict[str, Any]:
     return res
 
 
+def ref_timm_levels(m: Any, x: Any) -> dict[str, Any]:
+    """Any timm model with feature_info: stages from forward_intermediates, blocks per level by hooks."""
+    from nbfeat.models.blocks import find_blocks  # which modules repeat: the fallback's own search
+
+    levels_mod = [f["module"] for f in m.feature_info]
+    offset = 0 if m.feature_info[0]["reduction"] <= 2 else 1
+    modules = dict(m.named_modules())
+    groups = [(i, [f"{lv}.{b}" for b in find_blocks(modules[lv])]) for i, lv in enumerate(levels_mod)]
+    groups = [(i, g) for i, g in groups if g]
+    blocks = [b for _, g in groups for b in g]
+    out = hooked(m, blocks, lambda: m(x))
+    nhwc_out = getattr(m, "output_fmt", "NCHW") == "NHWC"
+    with torch.no_grad():
+        levels = m.forward_intermediates(x, indices=len(levels_mod), output_fmt="NCHW", intermediates_only=True)
+    res = {f"block.stage{i + offset}": stack([nhwc(out[b]) if nhwc_out else out[b] for b in g]) for i, g in groups}
+    res.update({f"stage{i + offset}": y for i, y in enumerate(levels)})
+    last = out[blocks[-1]]
+    if last.dim() == 3:  # PVT blocks run on tokens; timm states no grid for them here
+        res.update({"pool:mean": last.mean(dim=1), "pool:max": last.amax(dim=1)})
+    else:
+        res.update(map_pools(nhwc(last) if nhwc_out else last))
+    return res
+
+
 # ---- torchvision ----------------------------------------------------------------------------
 
 
@@ -579,6 +603,11 @@ ROWS: list[Row] = [
         ref_timm_hiera, "forward_intermediates; Hiera.reroll of block/attn/mlp hooks", nodes=("attn", "mlp", "block"), stages=(1, 2, 3, 4), pools=MAP_POOLS),
     Row("timm-sam2-hiera", "timm", "timm.sam2_hiera", timm_model("sam2_hiera_tiny", embed_dim=16, num_heads=1, stages=(1, 2, 1, 1), global_att_blocks=(), window_spec=(4, 4, 2, 2)), save_timm, image(64, 96),
         ref_timm_hieradet, "forward_intermediates; block pieces (window_partition, attn with q-pool, window_unpartition)", nodes=("attn", "mlp", "block"), stages=(0, 1, 2, 3, 4), pools=MAP_POOLS),
+    # timm families without their own adapter: feature levels from feature_info
+    Row("timm-pvt_v2_b0", "timm", "timm.features", timm_model("pvt_v2_b0"), save_timm, image(64, 96),
+        ref_timm_levels, "forward_intermediates (feature levels); block hooks", nodes=("block",), stages=(1, 2, 3, 4), pools=("mean", "max"), refused_pools=("avg2d:2",)),
+    Row("timm-mambaout", "timm", "timm.features", timm_model("mambaout_femto", depths=(1, 1, 1, 1), dims=(8, 16, 24, 32)), save_timm, image(64, 96),
+        ref_timm_levels, "forward_intermediates (feature levels, NHWC model); block hooks", nodes=("block",), stages=(1, 2, 3, 4), pools=("mean", "avg2d:2")),
     # torchvision
     Row("tv-resnet18", "torchvision", "torchvision.cnn", tv_model("resnet18"), save_tv, image(64, 80),
         ref_tv(lambda m: [_tv_children(m, f"layer{i}") for i in range(1, 5)], lambda m: [(i, f"layer{i}") for i in range(1, 5)]), "create_feature_extractor",

@@ -392,4 +392,48 @@ class TimmCNN(_TimmAdapter):
         return [Stage(i, m, groups.get(m, ())) for i, m in enumerate(self._feature_modules())]
 
 
-ADAPTERS = [TimmViT, TimmSwin, TimmSAM, TimmHieraDet, TimmHiera, TimmConvNeXt, TimmCNN]
+class TimmFeatureLevels(_TimmAdapter):
+    """Any other timm model with `feature_info` (PVT-v2, DenseNet, MaxViT, MambaOut, ...):
+    stages are its feature levels (numbered as for CNNs when the first level is at stride 2,
+    else from stage1), node groups the repeated blocks inside each level's module. Outputs
+    are read by rank, channels-last where the model's `output_fmt` says NHWC (convolutions
+    stay NCHW). Token outputs have no grid here: stages that end in tokens are refused."""
+
+    family = "timm.features"
+    where = {"attn": "output of the block's attention child, as the module returns it (no family knowledge)", "mlp": "output of the block's MLP child, as the module returns it", "block": "block output"}
+
+    @classmethod
+    def matches(cls, model: Any, loaded: Any) -> bool:
+        return _timm(model) and bool(getattr(model, "feature_info", None))
+
+    def _offset(self) -> int:
+        return 0 if int(self.model.feature_info[0].get("reduction", 0)) <= 2 else 1
+
+    def groups(self) -> list[Group]:
+        from nbfeat.models.blocks import find_blocks
+
+        out = []
+        for i, m in enumerate(self._feature_modules()):
+            inside = tuple(f"{m}.{b}" for b in find_blocks(self.modules[m])) if m in self.modules else ()
+            if inside:
+                out.append(Group(f"stage{i + self._offset()}", inside))
+        return out
+
+    def roles(self, block: str) -> dict[str, str]:
+        # as the generic fallback: children named like attention / MLP (where they are taken is
+        # the module's own output; no family knowledge here)
+        from nbfeat.models.blocks import find_roles
+
+        return {r: p[0] for r, p in find_roles(self.model, [block]).items()}
+
+    def layout(self, path: str, ndim: int, ctx: Context) -> Layout:
+        if ndim == 4 and str(getattr(self.model, "output_fmt", "NCHW")).endswith("NHWC") and not _is_conv(self.modules.get(path)):
+            return nhwc_layout()
+        return rank_layout(ndim)
+
+    def stages(self) -> list[Stage]:
+        groups = {g.name: g.blocks for g in self.groups()}
+        return [Stage(i + self._offset(), m, groups.get(f"stage{i + self._offset()}", ())) for i, m in enumerate(self._feature_modules())]
+
+
+ADAPTERS = [TimmViT, TimmSwin, TimmSAM, TimmHieraDet, TimmHiera, TimmConvNeXt, TimmCNN, TimmFeatureLevels]

@@ -29,7 +29,8 @@ A model whose family nbfeat has no adapter for still works through the **generic
 repeated blocks and `attn`/`mlp` children found in the module tree, outputs read by rank only
 (4-d: NCHW, 3-d: tokens without a patch grid). The tree, `bb.adapter.family` and the `family`
 attr say `generic`; `stages=`, `avg2d` on tokens and windowed outputs are refused there with a
-message saying so.
+message saying so. A timm model without a family adapter gets `timm.features` instead: its
+`feature_info` levels are the stages and the repeated blocks inside each level the node groups.
 """
 
 NOTES = """## How to read the results

@@ -136,7 +136,7 @@ def convnext(tmp: Path, n: int) -> dict[str, Any]:
     import nbfeat
 
     bb = nbfeat.load("timm:convnext_tiny", pretrained=False, device="cpu")
-    numbers = [s.number for s in bb.stages if s.number > 0][-4:]
+    numbers = [s.index for s in bb.stages if s.index > 0][-4:]
     case = _timm("timm:convnext_tiny", {"stages": numbers}, f"stages {numbers}")(tmp, n)
     return case
 

@@ -45,9 +45,11 @@ def run(quick: bool = False, n: int | None = None, batch_size: int = 16) -> dict
         import nbfeat
 
         a, b = (nbfeat.open(stores[s]) for s in ("single", "cluster"))
-        same = bool(np.array_equal(a[LAYER].values, b[LAYER].values, equal_nan=True)) and list(a["sample"].values) == list(b["sample"].values)
+        va, vb = a[LAYER].values, b[LAYER].values
+        # workers run torch on one thread each (Dask sets OMP_NUM_THREADS=1): float sums in another order
+        same = bool(np.allclose(va, vb, rtol=1e-4, atol=1e-5, equal_nan=True)) and list(a["sample"].values) == list(b["sample"].values)
         for r in rows:
-            r["same_values"] = same
+            r["same_values"] = f"{'yes' if same else 'NO'} (max abs diff {float(np.nanmax(np.abs(va - vb))):.1e})"
     for s in stores.values():
         shutil.rmtree(s, ignore_errors=True)
     return {

@@ -451,7 +451,9 @@ class ExtractionRun:
                 # padded positions hold NaN, whatever the model made of pads
                 spec = self.variables.get(name)
                 if spec is not None and "token" in spec.dims:
-                    np.moveaxis(arr, spec.dims.index("token"), 1)[~coords["mask"]] = np.nan
+                    # past the batch's longest text _pad_token_axis already wrote NaN
+                    width = int(coords["mask"].sum(axis=1).max()) if len(positions) else 0
+                    np.moveaxis(arr, spec.dims.index("token"), 1)[:, :width][~coords["mask"][:, :width]] = np.nan
         return Batch(positions, features, coords, failed)
 
     def _pad_token_axis(self, name: str, arr: np.ndarray) -> np.ndarray:

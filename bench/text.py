@@ -95,7 +95,7 @@ def run(quick: bool = False, n: int | None = None, batch_size: int = 32, rounds:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    n = n or 64  # two batches of 32: quick mode only shortens the lengths
+    n = n or 96  # three batches of 32 (quick mode only shortens the lengths)
     rounds = rounds or (1 if quick else 2)
     hi = 128 if quick else 510
     texts = texts_of(token_lengths(n, hi=hi))

@@ -342,7 +342,7 @@ class ExtractionRun:
                 self._mask = mask
                 return model(input_ids=ids, attention_mask=mask)
             self._mask = None
-            return model(**{name: x}) if name else model(x)
+            return model(**{name: x}, **self.bb.adapter.forward_kwargs()) if name else model(x)
 
     def _transform(self, path: str, tensor: Any) -> list[Any]:
         out = []

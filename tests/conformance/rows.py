@@ -448,17 +448,18 @@ def ref_tv_vit(m: Any, x: Any) -> dict[str, Any]:
 # ---- Hugging Face ---------------------------------------------------------------------------
 
 
-def ref_hf_vit(attn_name: str, mlp_name: str, prefix: int, patch: int, backbone: bool = False, class_token: bool = True) -> Callable[[Any, Any], dict[str, Any]]:
-    """Blocks from output_hidden_states; attn/mlp by hooks; stages from AutoBackbone.feature_maps."""
+def ref_hf_vit(attn_name: str, mlp_name: str, prefix: int, patch: int, backbone: bool = False, class_token: bool = True, **call: Any) -> Callable[[Any, Any], dict[str, Any]]:
+    """Blocks from output_hidden_states; attn/mlp by hooks; stages from AutoBackbone.feature_maps.
+    `call`: keyword arguments of the model call (interpolate_pos_encoding=True for CLIP)."""
 
     def ref(m: Any, x: Any) -> dict[str, Any]:
         import torch.nn as nn
 
         base = next(p for p, mod in m.named_modules() if isinstance(mod, nn.ModuleList) and p.rpartition(".")[2] in ("layer", "layers"))
         layers = [f"{base}.{i}" for i in range(len(dict(m.named_modules())[base]))]
-        hooks = hooked(m, [f"{b}.{attn_name}" for b in layers] + [f"{b}.{mlp_name}" for b in layers], lambda: m(pixel_values=x))
+        hooks = hooked(m, [f"{b}.{attn_name}" for b in layers] + [f"{b}.{mlp_name}" for b in layers], lambda: m(pixel_values=x, **call))
         with torch.no_grad():
-            hidden = m(pixel_values=x, output_hidden_states=True).hidden_states
+            hidden = m(pixel_values=x, output_hidden_states=True, **call).hidden_states
         res = {"block": stack(hidden[1:]), "attn": stack([hooks[f"{b}.{attn_name}"] for b in layers]), "mlp": stack([hooks[f"{b}.{mlp_name}"] for b in layers])}
         grid = (x.shape[2] // patch, x.shape[3] // patch)
         res.update(token_pools(hidden[-1], prefix, grid, class_token))
@@ -632,9 +633,11 @@ ROWS: list[Row] = [
         ref_hf_vit("attention", "mlp", 1, 8, backbone=True), "output_hidden_states; AutoBackbone.feature_maps; hooks", nodes=("attn", "mlp", "block"), stages=(0, 1, 2), pools=VIT_POOLS),
     Row("hf-dinov2-registers", "hf", "hf.vit", hf_model(_cfg("Dinov2WithRegistersConfig", **_VIT_KW, image_size=32, num_register_tokens=4), "Dinov2WithRegistersModel"), save_hf, image(32, 48),
         ref_hf_vit("attention", "mlp", 5, 8, backbone=True), "output_hidden_states; AutoBackbone.feature_maps; hooks", nodes=("attn", "mlp", "block"), stages=(0, 1, 2), pools=VIT_POOLS),
-    Row("hf-clip-vision", "hf", "hf.vit", hf_model(_cfg("CLIPVisionConfig", **_VIT_KW, image_size=32), "CLIPVisionModel"), save_hf, image(32, 32),
-        ref_hf_vit("self_attn", "mlp", 1, 8), "output_hidden_states; self_attn/mlp hooks", nodes=("attn", "mlp", "block"), pools=VIT_POOLS,
-        square_only="HF CLIP interpolates position embeddings only when called with interpolate_pos_encoding=True"),
+    Row("hf-clip-vision", "hf", "hf.vit", hf_model(_cfg("CLIPVisionConfig", **_VIT_KW, image_size=32), "CLIPVisionModel"), save_hf, image(32, 48),
+        ref_hf_vit("self_attn", "mlp", 1, 8, interpolate_pos_encoding=True), "output_hidden_states (interpolate_pos_encoding=True, as nbfeat calls it); self_attn/mlp hooks", nodes=("attn", "mlp", "block"), pools=VIT_POOLS),
+    Row("hf-clip-vision-native", "hf", "hf.vit", hf_model(_cfg("CLIPVisionConfig", **_VIT_KW, image_size=32), "CLIPVisionModel"), save_hf, image(32, 32),
+        ref_hf_vit("self_attn", "mlp", 1, 8), "output_hidden_states at the native size, called without interpolation (nbfeat's call must not change it)", nodes=("block",), pools=("cls",),
+        square_only="the native size: interpolate_pos_encoding=True must leave it unchanged"),
     Row("hf-swin", "hf", "hf.swin", hf_model(_cfg("SwinConfig", embed_dim=16, depths=[2, 2], num_heads=[1, 2], image_size=64, patch_size=4, window_size=4), "SwinModel"), save_hf, image(64, 96),
         ref_hf_swin, "AutoBackbone.feature_maps (SwinBackbone norms); SwinLayer pieces (window_reverse, cyclic_shift)", nodes=("attn", "mlp", "block"), stages=(0, 1, 2), pools=MAP_POOLS, refused_pools=("cls",)),
     Row("hf-convnext", "hf", "hf.convnet", hf_model(_cfg("ConvNextConfig", hidden_sizes=[8, 16], depths=[1, 2], num_stages=2, image_size=64), "ConvNextModel"), save_hf, image(64, 96),

@@ -144,6 +144,11 @@ class Adapter:
         """The layout of the output of `path` (a tensor of `ndim` dims, batch first)."""
         return rank_layout(ndim, text=self.is_text)
 
+    def forward_kwargs(self) -> dict[str, Any]:
+        """Extra keyword arguments for the model's forward (images called by keyword), e.g.
+        HF `interpolate_pos_encoding=True` so non-square inputs work; {} by default."""
+        return {}
+
     def stage_view(self, stage: Stage, ctx: Context) -> Callable[[Any], Any] | None:
         """The backbone's post-processing of a stage output (norm, prefix dropped, NCHW),
         applied after `restore`; None when the stage is the restored output as is."""

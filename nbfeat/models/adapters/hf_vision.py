@@ -88,6 +88,17 @@ class HFViT(Adapter):
             return Layout(MAP)  # the patch-embedding convolution
         return rank_layout(ndim) if ndim == 2 else Layout(tuple(f"dim_{i}" for i in range(1, ndim)))
 
+    def forward_kwargs(self) -> dict[str, Any]:
+        # CLIP and SigLIP towers take other (non-square) sizes only when asked to interpolate
+        # their position embeddings (at the native size HF returns them unchanged). Not ViT/DeiT:
+        # their interpolation assumes a square native grid and breaks a (h, w) config.
+        if _model_type(self.model) in ("clip_vision_model", "siglip_vision_model"):
+            import inspect
+
+            if "interpolate_pos_encoding" in inspect.signature(self.model.forward).parameters:
+                return {"interpolate_pos_encoding": True}
+        return {}
+
     def stages(self) -> list[Stage]:
         if _model_type(self.model) not in ("dinov2", "dinov2_with_registers"):
             return []  # no AutoBackbone in transformers to match

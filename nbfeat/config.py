@@ -445,16 +445,23 @@ def _parse(schema: type[BaseModel], raw: Mapping[str, Any], where: str = "") -> 
     except ValidationError as e:
         # the most specific error: in a union, the member that got furthest into the value
         best = max(e.errors(), key=lambda err: len(err["loc"]))
-        raise ConfigError(_message(best, where, schema)) from None
+        raise ConfigError(_message(best, where, schema, raw)) from None
 
 
-def _message(err: Any, where: str, schema: type[BaseModel]) -> str:
-    loc = [p for p in err["loc"] if not (isinstance(p, str) and (p in _TAGS or p.startswith(("function-", "tagged-union", "nullable", "union", "literal", "constrained", "tuple", "dict", "list", "json-or"))))]
+def _user_loc(loc: Iterable[Any]) -> list[Any]:
+    """An error location without the union members and wrappers pydantic adds."""
+    wrappers = ("function-", "tagged-union", "nullable", "union", "literal", "constrained", "tuple", "dict", "list", "json-or")
+    return [p for p in loc if not (isinstance(p, str) and (p in _TAGS or p.startswith(wrappers)))]
+
+
+def _message(err: Any, where: str, schema: type[BaseModel], raw: Mapping[str, Any]) -> str:
+    loc = _user_loc(err["loc"])
     kind, value = err["type"], err.get("input")
     head = f"{where}: " if where else ""
     key = str(loc[0]) if loc else ""
     if kind == "extra_forbidden":
-        name, parent = loc[-1], loc[:-1]
+        # the unknown key is the last element as written, even when it looks like a tag ('one')
+        name, parent = err["loc"][-1], _user_loc(err["loc"][:-1])
         if parent and parent[0] == "layers" and len(parent) >= 2:
             return f"{head}layers '{parent[1]}': unknown key '{name}'.{_hint(name, PER_LAYER_KEYS)} Allowed keys: {', '.join(PER_LAYER_KEYS)}."
         if parent and parent[0] == "models" and len(parent) >= 2:
@@ -467,6 +474,8 @@ def _message(err: Any, where: str, schema: type[BaseModel]) -> str:
         return f"{head}{at}: {err['ctx']['message']}"
     if key == "nodes":
         return f"{head}'nodes' takes the roles {', '.join(ROLES)}, got {_show(value)}.{_hint(value, ROLES)}"
+    if key == "layers" and len(loc) > 1 and isinstance(loc[1], int):
+        return f"{head}'layers' entries must be module paths, globs or block indices, got {_show(value)}."
     if key == "layers":
         return f"{head}'layers' must be module paths, globs or block indices (a name, a list, or a mapping layer -> {{pool: spec}}), got {_show(value)}."
     if key == "pool":
@@ -475,7 +484,10 @@ def _message(err: Any, where: str, schema: type[BaseModel]) -> str:
         return f"'{key}' must be a model id like timm:resnet50" + (" (or a list, or a mapping id -> settings)" if key == "models" else "") + f", got {_show(value)}."
     if key == "models":
         return f"models: {err['msg']}, got {_show(value)}."
+    if key == "inputs" and raw.get("inputs") in (None, "", []):
+        return _NEEDS_INPUTS
     if key == "inputs":
+        value = raw.get("inputs", value)
         return f"'inputs' must be a path, a glob, or a list of paths or texts, got {_show(value)}."
     if kind == "bool_type":
         return f"{head}'{key}' must be true or false, got {_show(value)}."
@@ -491,6 +503,9 @@ def _message(err: Any, where: str, schema: type[BaseModel]) -> str:
     return f"{head}{'.'.join(map(str, loc)) or 'config'}: {err['msg']}, got {_show(value)}."
 
 
+_NEEDS_INPUTS = "The config needs 'inputs': an image folder, a list of files, or a list of texts."
+
+
 def validate(raw: Mapping[str, Any]) -> ExtractConfig:
     """Check a raw config mapping against the schema and normalise it (one-line errors)."""
     if not raw:
@@ -501,7 +516,7 @@ def validate(raw: Mapping[str, Any]) -> ExtractConfig:
     if top.model is None and top.models is None:
         raise ConfigError("The config needs 'model' (one model id) or 'models' (several).")
     if top.inputs in (None, "", []):
-        raise ConfigError("The config needs 'inputs': an image folder, a list of files, or a list of texts.")
+        raise ConfigError(_NEEDS_INPUTS)
 
     per_model: dict[str, dict[str, Any]] = {}
     if top.model is not None:

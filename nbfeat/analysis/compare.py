@@ -102,16 +102,31 @@ def _split(da: xr.DataArray, model: str, layer: str, source: dict[str, Any] | No
     source = dict(source or {})
     source.setdefault("variable", str(da.name) if da.name is not None else layer)
     source.setdefault("isel", {})
+    if isinstance(da.attrs.get("depth"), float | int):  # the block's relative depth, from the engine
+        source.setdefault("depth", float(da.attrs["depth"]))
     for dim in STACK_DIMS:
         if dim in da.dims:
             values = da[dim].values if dim in da.coords else np.arange(da.sizes[dim])
+            depths = _stacked_depths(da) if dim == "layer" else None
             out = []
             for i, v in enumerate(values):
                 tag = f"[{v}]" if dim == "layer" else f"[{dim}={v}]"
                 sub = {**source, "isel": {**source["isel"], dim: i}}
+                if depths is not None:
+                    sub["depth"] = depths[i]
                 out += _split(da.isel({dim: i}, drop=True), model, f"{layer}{tag}", sub)
             return out
     return [Representation(model, layer, da, source)]
+
+
+def _stacked_depths(da: xr.DataArray) -> list[float] | None:
+    import json
+
+    try:
+        depths = json.loads(da.attrs.get("depths", ""))
+    except ValueError:
+        return None
+    return [float(d) for d in depths] if isinstance(depths, list) and len(depths) == da.sizes["layer"] else None
 
 
 def _from_dataset(ds: xr.Dataset, model: str, names: list[Hashable] | None = None, node: str = "") -> list[Representation]:

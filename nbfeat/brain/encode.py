@@ -246,7 +246,7 @@ def encode(
         if predictions:
             pred_all.append(pred)
 
-    coords = rep_coords(labels, [r.model for r in reps], [r.layer for r in reps])
+    coords = rep_coords(labels, [r.model for r in reps], [r.layer for r in reps], [r.source.get("depth") for r in reps])
     ncoords = {k: v.variable for k, v in resp.coords.items() if v.dims == (NEUROID,)}
     details = xr.Dataset(
         {

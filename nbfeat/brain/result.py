@@ -20,7 +20,8 @@ from nbfeat.errors import NbfeatError
 
 
 def relative_depth(models: list[str]) -> np.ndarray:
-    """Each representation's position among its model's representations, scaled to [0, 1].
+    """Each representation's position among its model's representations, scaled to [0, 1]:
+    the fallback where the engine did not record the block's own depth (a `depth` attr).
 
     The representations come in extraction order (shallow to deep for `layers=[0.25, ..., 1.0]`
     or a list of blocks); a model with one representation sits at 1.0.
@@ -33,11 +34,15 @@ def relative_depth(models: list[str]) -> np.ndarray:
 
 
 def rep_coords(labels: list[str], models: list[str], layers: list[str], depths: Any = None) -> dict[str, Any]:
+    """Coords along `rep`; `depths` (None where unknown) wins over the position among the compared layers."""
+    fallback = relative_depth(models)
+    if depths is not None:
+        depths = [fallback[i] if d is None else d for i, d in enumerate(depths)]
     return {
         "rep": labels,
         "model": ("rep", models),
         "layer": ("rep", layers),
-        "depth": ("rep", np.asarray(depths if depths is not None else relative_depth(models), dtype=float)),
+        "depth": ("rep", np.asarray(depths if depths is not None else fallback, dtype=float)),
     }
 
 

@@ -94,7 +94,7 @@ def rsa_to_targets(
         lo, hi = np.nanquantile(boots, [alpha, 1.0 - alpha], axis=0)
         ci_arr = np.stack([lo, hi])
 
-    coords = rep_coords(labels, [r.model for r in reps], [r.layer for r in reps])
+    coords = rep_coords(labels, [r.model for r in reps], [r.layer for r in reps], [r.source.get("depth") for r in reps])
     tnames = [str(t) for t in trdm[TARGET].values]
     attrs = {"corr": corr, "rdm_metric": metric, "target_metric": target_metric or metric, "n_samples": n, "bootstrap": bootstrap}
     sc = xr.DataArray(scores, dims=("rep", TARGET), coords={**coords, TARGET: tnames}, name="rsa", attrs=attrs)

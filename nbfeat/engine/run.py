@@ -537,6 +537,9 @@ class ExtractionRun:
                 attrs["modules"] = json.dumps(list(t.modules))
             else:
                 attrs["module"] = t.modules[0]
+            depths = [self._relative_depth(m) for m in t.modules]
+            if all(d is not None for d in depths):  # where the module sits in the block stack
+                attrs["depths" if t.stacked else "depth"] = json.dumps(depths) if t.stacked else depths[0]
             if layout.note:
                 attrs["layout"] = layout.note
             if t.view:
@@ -561,6 +564,14 @@ class ExtractionRun:
                 block = next((b for b in self.bb.blocks if path.startswith(b + ".")), None)
                 hint = f" Its block's nodes are on the image grid: layers='{self.bb.adapter.roles(block).get('attn', block)}' or '{block}'." if block else " Pick its parent module."
                 raise UnknownLayerError(f"Layer {path} of {self.bb.id} gives {rows} rows for {n} input(s) (it runs per window or folds the batch), so nbfeat cannot label it per sample.{hint}")
+
+    def _relative_depth(self, path: str) -> float | None:
+        """Position of the block holding `path` in the repeated blocks: 0.0 first, 1.0 last."""
+        blocks = self.bb.blocks
+        for i, b in enumerate(blocks):
+            if path == b or path.startswith(b + "."):
+                return round(i / (len(blocks) - 1), 6) if len(blocks) > 1 else 1.0
+        return None
 
     def _check_stackable(self, t: Target, shapes: list[tuple[int, ...]]) -> None:
         if len(set(shapes)) > 1:

@@ -68,7 +68,7 @@ def select(bb: Any, layers: Any = None, nodes: Any = None, pool: Any = None, sta
 def _as_list(spec: Any) -> list[Any]:
     if spec is None:
         return []
-    if isinstance(spec, str | int):
+    if isinstance(spec, str | int | float):
         return [spec]
     return list(spec)
 

@@ -99,7 +99,7 @@ class Explorer(ipywidgets.HBox):
         """What a full extraction of `selected` over every input would take (one line)."""
         if not selected:
             return ""
-        per = selection_bytes(self.bb, self.tree.rows, selected)
+        per = selection_bytes(self.tree.rows, selected)
         if per is None:
             return f"{len(selected)} selected · size unknown (a shape the dry run could not find)"
         n = self.source.n_total

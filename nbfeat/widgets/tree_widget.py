@@ -157,19 +157,11 @@ def with_bytes(rows: list[dict[str, Any]], itemsize: int) -> list[dict[str, Any]
     return out
 
 
-def selection_bytes(model: Any, rows: list[dict[str, Any]], selected: list[str]) -> int | None:
-    """Bytes per sample of extracting `selected` (`bb.estimate` when it exists), or None."""
-    estimate = getattr(model, "estimate", None)
-    if callable(estimate):
-        try:
-            got = estimate(layers=list(selected))
-            per = getattr(got, "bytes_per_sample", None)
-            if per is None and isinstance(got, dict):
-                per = got.get("bytes_per_sample")
-            if per is not None:
-                return int(per)
-        except Exception:  # an estimate that cannot answer: fall back on the tree's shapes
-            pass
+def selection_bytes(rows: list[dict[str, Any]], selected: list[str]) -> int | None:
+    """Bytes per sample of extracting `selected`, from the dry run's shapes, or None.
+
+    (`bb.estimate` runs a real one-sample probe over the inputs: too slow for every click.)
+    """
     by_path = {r["path"]: r.get("bytes") for r in rows}
     sizes = [by_path.get(p) for p in selected]
     return None if any(v is None for v in sizes) else int(sum(sizes))  # type: ignore[arg-type]

@@ -55,3 +55,20 @@ def test_float_layers_extract_through_a_store_and_encode_lazily(tmp_path):
     np.testing.assert_allclose(res.details["r"].values, eager.details["r"].values, rtol=1e-9)
     assert str(res.scores.mean("target").idxmax().item()).endswith("layer4.1")
     assert nbfeat.compare(lazy, resp).scores.sizes["rep"] == 2
+
+
+def test_scores_carry_each_blocks_own_depth_not_its_rank_among_the_compared():
+    import torch
+    import xarray as xr
+
+    ref = _timm_blocks("resnet18")
+    bb = nbfeat.load("timm:resnet18", pretrained=False)
+    ds = bb.extract(torch.randn(12, 3, 48, 64), layers=[0.25, 0.5, 1.0], pool="mean", progress=False)
+    picked = list(ds.data_vars)
+    want = [ref.index(p) / (len(ref) - 1) for p in picked]
+    resp = xr.DataArray(np.random.default_rng(0).normal(size=(12, 3)), dims=("sample", "neuroid"), coords={"sample": ds["sample"].values})
+    scores = nbfeat.encode(ds, resp, cv=3).scores
+    np.testing.assert_allclose(scores["depth"].values, want, atol=1e-6)
+    assert len(picked) == 1 or not np.allclose(want, np.linspace(0, 1, len(picked)))  # differs from the rank
+    single = bb.extract(torch.randn(12, 3, 48, 64), layers=[0.5], pool="mean", progress=False)
+    assert float(single[list(single.data_vars)[0]].attrs["depth"]) == pytest.approx(ref.index(list(single.data_vars)[0]) / (len(ref) - 1))

@@ -83,7 +83,7 @@ def _settings(tmp: Path, rel: str, data: dict) -> None:
     p.write_text(json.dumps(data))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """One JupyterLab server (it also serves Notebook 7) for every e2e test."""
     tmp = tmp_path_factory.mktemp("lab")
@@ -128,7 +128,9 @@ def lab(tmp_path_factory):
         log.close()
 
 
-@pytest.fixture(scope="session")
+# Module scope: a live sync_playwright keeps its event loop running in this thread, and any
+# later test that starts its own sync_playwright would be refused while it is open.
+@pytest.fixture(scope="module")
 def chromium(tmp_path_factory):
     home = tmp_path_factory.mktemp("chromium-home")
     with sync_playwright() as p:

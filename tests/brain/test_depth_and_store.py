@@ -64,11 +64,12 @@ def test_scores_carry_each_blocks_own_depth_not_its_rank_among_the_compared():
     ref = _timm_blocks("resnet18")
     bb = nbfeat.load("timm:resnet18", pretrained=False)
     ds = bb.extract(torch.randn(12, 3, 48, 64), layers=[0.25, 0.5, 1.0], pool="mean", progress=False)
-    picked = list(ds.data_vars)
+    picked = blocks_at(bb, [0.25, 0.5, 1.0])
     want = [ref.index(p) / (len(ref) - 1) for p in picked]
     resp = xr.DataArray(np.random.default_rng(0).normal(size=(12, 3)), dims=("sample", "neuroid"), coords={"sample": ds["sample"].values})
     scores = nbfeat.encode(ds, resp, cv=3).scores
     np.testing.assert_allclose(scores["depth"].values, want, atol=1e-6)
     assert len(picked) == 1 or not np.allclose(want, np.linspace(0, 1, len(picked)))  # differs from the rank
-    single = bb.extract(torch.randn(12, 3, 48, 64), layers=[0.5], pool="mean", progress=False)
-    assert float(single[list(single.data_vars)[0]].attrs["depth"]) == pytest.approx(ref.index(list(single.data_vars)[0]) / (len(ref) - 1))
+    single = bb.extract(torch.randn(12, 3, 48, 64), layers=0.5, pool="mean", progress=False)
+    (name,) = list(single.data_vars)
+    assert float(single[name].attrs["depth"]) == pytest.approx(ref.index(name) / (len(ref) - 1))

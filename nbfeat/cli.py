@@ -184,12 +184,14 @@ def _extract(args: argparse.Namespace) -> int:
     if args.code:
         print(cfg.to_code())
         return 0
-    if not cfg.out:
-        raise NbfeatError("extract needs somewhere to write: add 'out: feats.zarr' to the config, or pass --out feats.zarr.")
+    cache = cfg.options.get("cache")
+    if not cfg.out and not cache:
+        raise NbfeatError("extract needs somewhere to write: add 'out: feats.zarr' to the config, or pass --out feats.zarr (or --cache).")
     import nbfeat
 
     result = nbfeat.extract(**cfg.to_kwargs())
-    print(f"Wrote {cfg.out}: {describe(result)}")
+    where = f"Wrote {cfg.out}" if cfg.out else f"In the cache ({nbfeat.cache.directory(cache)})"
+    print(f"{where}: {describe(result)}")
     return 0
 
 

@@ -63,6 +63,7 @@ KEYS: dict[str, str] = {
     "model_kwargs": "arguments for the model constructor, e.g. {img_size: 224} (or a mapping model -> arguments)",
     "out": "a zarr store to stream into (bounded memory, resumable)",
     "overwrite": "replace an existing store at 'out' made with other settings (true/false)",
+    "cache": "keep the features in the notebook cache and read them back on a rerun with the same key (true, or a cache folder)",
     "progress": "show a progress bar (true/false)",
 }
 PER_LAYER_KEYS = ("pool",)
@@ -402,6 +403,7 @@ class ConfigSchema(BaseModel):
     model_kwargs: _per_model(KEYS["model_kwargs"]) = None  # type: ignore[valid-type]
     out: Text | None = Field(None, description=KEYS["out"])
     overwrite: StrictBool | None = Field(None, description=KEYS["overwrite"])
+    cache: StrictBool | Text | None = Field(None, description=KEYS["cache"])
     progress: StrictBool | None = Field(None, description=KEYS["progress"])
 
 
@@ -416,7 +418,7 @@ class _ConfigDocs(ConfigSchema):
     model_kwargs: ModelKwargs | dict[str, ModelKwargs] | None = Field(None, description=KEYS["model_kwargs"])
 
 
-OPTION_KEYS = ("flatten", "batch_size", "num_workers", "device", "dtype", "channels_last", "amp", "pretrained", "out", "overwrite", "progress")
+OPTION_KEYS = ("flatten", "batch_size", "num_workers", "device", "dtype", "channels_last", "amp", "pretrained", "out", "overwrite", "cache", "progress")
 
 
 def json_schema() -> dict[str, Any]:
@@ -643,6 +645,7 @@ EXTRACT_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--model-kwargs",), {"nargs": "+", "metavar": "KEY=VALUE", "dest": "model_kwargs", "help": "model constructor arguments: img_size=224 (values are YAML), or one JSON/YAML mapping '{\"img_size\": 224}'"}),
     (("--out",), {"metavar": "STORE", "help": "zarr store to stream into (bounded memory, resumable)"}),
     (("--overwrite",), {"action": "store_true", "default": None, "help": "replace a store at --out made with other settings"}),
+    (("--cache",), {"nargs": "?", "const": True, "default": None, "metavar": "DIR", "help": "read the features from the notebook cache when a run with the same key is there, else extract into it (default folder: $NBFEAT_CACHE_DIR or ~/.cache/nbfeat)"}),
     (("--set",), {"action": "append", "metavar": "KEY=VALUE", "dest": "set", "default": [], "help": "override a config key (YAML value; dotted keys reach into mappings: layers.layer4.pool=max)"}),
 ]
 
@@ -688,7 +691,7 @@ def flags_to_raw(args: Any, models: Sequence[str] | None = None) -> dict[str, An
         raw["pretrained"] = True
     if get("model_kwargs"):
         raw["model_kwargs"] = parse_model_kwargs(get("model_kwargs"))
-    for key in ("flatten", "batch_size", "num_workers", "device", "dtype", "channels_last", "amp", "weights", "out", "overwrite"):
+    for key in ("flatten", "batch_size", "num_workers", "device", "dtype", "channels_last", "amp", "weights", "out", "overwrite", "cache"):
         if get(key) is not None:
             raw[key] = get(key)
     return raw

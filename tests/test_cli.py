@@ -160,3 +160,24 @@ def test_models_and_tree(tmp_path):
     assert rows["fc"] == ["Linear", "1000", "513.0K"]
     assert "layer4.1.conv2" not in rows  # below --depth 2
     assert lines[-1].startswith("8 repeated blocks (layer1.0 ... layer4.1): layers=-1 is the last")
+
+
+def test_extract_into_the_cache_then_read_it_back(project):
+    tmp_path, model = project
+    args = ("extract", "torchvision:resnet18", "--weights", "resnet18.pth", "--inputs", "images/", "--layers", "layer4", "--pool", "mean", "--cache", "cache")
+    first = nbfeat(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "In the cache (cache): Dataset, 4 samples: layer4 (channel 512)"
+    (entry,) = (tmp_path / "cache").glob("[!.]*.zarr")
+    chunk = entry / "layer4" / "c" / "0" / "0"
+    stamp = chunk.stat().st_mtime_ns
+    again = nbfeat(*args, cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout == first.stdout
+    assert chunk.stat().st_mtime_ns == stamp  # read back, not extracted again
+
+    import nbfeat as nb
+
+    ds = nb.cache.info(tmp_path / "cache")
+    assert len(ds) == 1
+    both = nbfeat(*args, "--out", "x.zarr", cwd=tmp_path)
+    assert both.returncode == 2 and "not both" in both.stderr and len(both.stderr.strip().splitlines()) == 1

@@ -34,11 +34,11 @@ def browse(data: Any, inputs: Any = None, layer: str | None = None, max_samples:
     return _browse(data, inputs, layer=layer, max_samples=max_samples, pool=pool, **kwargs)
 
 
-def explore(bb: Any, inputs: Any, max_samples: int = 16, height: int = 420, layer: str | None = None, pool: Any = None) -> Explorer:
+def explore(bb: Any, inputs: Any, max_samples: int = 16, height: int = 420, layer: str | None = None, pool: Any = None, cache: Any = None) -> Explorer:
     """Tree and browser linked (see `nbfeat.widgets.explorer`)."""
     from nbfeat.widgets.explorer import explore as _explore
 
-    return _explore(bb, inputs, max_samples=max_samples, height=height, layer=layer, pool=pool)
+    return _explore(bb, inputs, max_samples=max_samples, height=height, layer=layer, pool=pool, cache=cache)
 
 
 def __getattr__(name: str) -> Any:

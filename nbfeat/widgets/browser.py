@@ -194,7 +194,7 @@ class BrowserWidget(NbfeatWidget):
         return meta, arrays
 
 
-def browse(data: Any, inputs: Any = None, layer: str | None = None, max_samples: int = 16, pool: Any = None, **kwargs: Any) -> BrowserWidget:
+def browse(data: Any, inputs: Any = None, layer: str | None = None, max_samples: int = 16, pool: Any = None, cache: Any = None, **kwargs: Any) -> BrowserWidget:
     """Browse activations: of extracted results, or of a backbone run on a few inputs.
 
     Args:
@@ -206,6 +206,8 @@ def browse(data: Any, inputs: Any = None, layer: str | None = None, max_samples:
             for these on first look, then cached).
         pool: with a backbone, one pooling spec for every layer shown (`"mean"`,
             `("avg2d", 4)`); None shows the raw outputs.
+        cache: with a backbone, True (or a cache folder) keeps each layer looked at in
+            `nbfeat.cache` and reads it back from there later.
 
     Example:
         >>> nbfeat.browse(bb.extract("images/", layers=["layer3", "layer4"]))   # doctest: +SKIP
@@ -216,7 +218,7 @@ def browse(data: Any, inputs: Any = None, layer: str | None = None, max_samples:
         if inputs is None:
             raise InputError("nbfeat.browse(bb, inputs): pass the inputs to run the model on.")
         bb = _backbone(data)
-        source: Any = BackboneSource(bb, inputs, max_samples=max_samples, pool=pool)
+        source: Any = BackboneSource(bb, inputs, max_samples=max_samples, pool=pool, cache=cache)
     else:
         source = DatasetSource(data)
     return BrowserWidget(source, layer=layer, **kwargs)

@@ -37,9 +37,9 @@ class Splitter(NbfeatWidget):
 class Explorer(ipywidgets.HBox):
     """A TreeWidget (`.tree`) beside a BrowserWidget (`.browser`); build with `nbfeat.explore`."""
 
-    def __init__(self, bb: Any, inputs: Any, max_samples: int = 16, height: int = 420, layer: str | None = None, pool: Any = None):
+    def __init__(self, bb: Any, inputs: Any, max_samples: int = 16, height: int = 420, layer: str | None = None, pool: Any = None, cache: Any = None):
         self.bb = bb
-        self.source = BackboneSource(bb, inputs, max_samples=max_samples, pool=pool)
+        self.source = BackboneSource(bb, inputs, max_samples=max_samples, pool=pool, cache=cache)
         self.tree: TreeWidget = tree(bb, height=height)
         first = layer or ""
         self.browser = BrowserWidget(self.source, layer=first)
@@ -118,7 +118,7 @@ class Explorer(ipywidgets.HBox):
             self.tree.focused = layer
 
 
-def explore(bb: Any, inputs: Any, max_samples: int = 16, height: int = 420, layer: str | None = None, pool: Any = None) -> Explorer:
+def explore(bb: Any, inputs: Any, max_samples: int = 16, height: int = 420, layer: str | None = None, pool: Any = None, cache: Any = None) -> Explorer:
     """Tree and activation browser side by side, linked; click a layer to see it.
 
     Args:
@@ -127,6 +127,8 @@ def explore(bb: Any, inputs: Any, max_samples: int = 16, height: int = 420, laye
         height: tree height in pixels.
         layer: a module path to show first.
         pool: one pooling spec for every layer shown (None: the raw outputs).
+        cache: True (or a cache folder): each layer looked at is kept in `nbfeat.cache`
+            and read back from there in a later session, as `bb.extract(..., cache=True)` does.
 
     With a `Comparison` (from `nbfeat.compare`) and the data it compared, the heatmap of
     the comparison: a click on a cell opens both layers side by side (see
@@ -141,7 +143,7 @@ def explore(bb: Any, inputs: Any, max_samples: int = 16, height: int = 420, laye
         from nbfeat.widgets.comparison import compare_view
 
         return compare_view(bb, inputs)  # type: ignore[return-value]
-    return Explorer(_backbone(bb), inputs, max_samples=max_samples, height=height, layer=layer, pool=pool)
+    return Explorer(_backbone(bb), inputs, max_samples=max_samples, height=height, layer=layer, pool=pool, cache=cache)
 
 
 __all__ = ["Explorer", "Splitter", "explore"]

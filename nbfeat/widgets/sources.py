@@ -165,10 +165,11 @@ class DatasetSource:
 class BackboneSource:
     """Browse a model's layers for a few inputs, extracting each layer on first look."""
 
-    def __init__(self, bb: Any, inputs: Any, max_samples: int = 16, cache_bytes: int = 512 * 2**20, pool: Any = None):
+    def __init__(self, bb: Any, inputs: Any, max_samples: int = 16, cache_bytes: int = 512 * 2**20, pool: Any = None, cache: Any = None):
         from nbfeat.data.inputs import resolve_inputs
 
         self.bb = bb
+        self.disk_cache = cache  # True or a folder: layers seen once come back from nbfeat.cache
         self.raw_inputs = inputs  # as the user gave them: the code says how they were built
         self.pool = pool  # one pooling spec for every layer shown (None: the raw output)
         resolved = resolve_inputs(inputs, bb.modality)
@@ -223,7 +224,8 @@ class BackboneSource:
         values = {name: np.full((n, *v.shape), np.nan, dtype=np.float32) for name, v in run.variables.items()}
         failed: dict[int, str] = {}
         token_text = mask = None
-        for batch in run.iter_batches():
+        batches = run.iter_batches() if not self.disk_cache else _cached_batches(run, self.disk_cache)
+        for batch in batches:
             for name, arr in batch.features.items():
                 values[name][batch.positions] = arr
             for pos, reason in batch.failed:
@@ -340,3 +342,24 @@ class BackboneSource:
         except Exception:  # a layer the model cannot run to: the code is still worth showing
             variables = {}
         return view_code(self.bb, self.raw_inputs, self.inputs, list(layers), layer=layer, sample=sample, depth=depth, pool=self.pool, variables=variables)
+
+
+def _cached_batches(run: Any, cache: Any) -> list[Any]:
+    """The run's features as one Batch, read from nbfeat.cache (extracted into it the first time)."""
+    import json
+
+    import xarray as xr
+
+    from nbfeat import cache as disk
+    from nbfeat.engine.run import Batch
+
+    res = disk.extract(run, cache, progress=False)
+    where = {sid: k for k, sid in enumerate(run.inputs.ids)}
+    positions = np.asarray([where[str(s)] for s in res["sample"].values], dtype=np.int64)
+    features = {}
+    for name in run.variables:
+        var = res[name][name] if isinstance(res, xr.DataTree) else res[name]  # DataTree: a node per variable
+        features[name] = np.asarray(var.values)
+    coords = {k: np.asarray(res[k].values) for k in ("token_text", "mask") if k in res.coords}
+    failed = [(where[f["sample"]], f["reason"]) for f in json.loads(res.attrs.get("failed", "[]")) if f["sample"] in where]
+    return [Batch(positions, features, coords, failed)]

@@ -51,3 +51,26 @@ def test_rows_show_bytes_per_sample_and_the_explorer_says_what_a_full_run_takes(
     assert ex.tree.note.startswith(f"full extraction of 2 layers: {per / 1024:.1f} KB/sample × 4 inputs = {4 * per / 1024 ** 2:.1f} MB in memory")
     half = nbfeat.load("torchvision:resnet18", pretrained=False, device="cpu", dtype="float16")
     assert nbfeat.tree(half).row("layer2")["bytes"] == 128 * 28 * 28 * 2
+
+
+def test_the_explorer_reads_layers_back_from_the_notebook_cache(resnet, pictures, tmp_path):
+    import numpy as np
+
+    broken = np.zeros((5,), dtype=np.uint8)  # not an image: recorded as failed, in the middle
+    inputs = [pictures[0], broken, pictures[1]]
+    calls = []
+    handle = resnet.model.register_forward_pre_hook(lambda m, a: calls.append(a[0].shape[0]))
+    try:
+        plain = nbfeat.explore(resnet, inputs).source.layer(2, "layer2")
+        first = nbfeat.explore(resnet, inputs, cache=tmp_path).source
+        a = first.layer(2, "layer2")
+        assert len(nbfeat.cache.info(tmp_path)) == 1
+        n = len(calls)
+        again = nbfeat.explore(resnet, inputs, cache=tmp_path).source  # a later session
+        b = again.layer(2, "layer2")
+        assert calls[n:] and all(k == 1 for k in calls[n:]), calls  # one-sample probes only (they make the key): the batch is read from the cache
+    finally:
+        handle.remove()
+    for got in (a, b):
+        np.testing.assert_array_equal(got.values, plain.values)
+    assert 1 in again._cache["layer2"]["failed"]

@@ -50,6 +50,7 @@ KEYS: dict[str, str] = {
     "inputs": "an image folder, a file or glob, a list of paths, or (text models) a list of strings",
     "layers": "a module path, glob or block index, a list of them, or a mapping layer -> {pool: spec}",
     "nodes": "node roles stacked over depth: attn, mlp, block (one or a list)",
+    "stages": "stage outputs in Hugging Face out_indices numbering (0: the stem): one index or a list, as AutoBackbone / timm features_only give them",
     "pool": "one pooling spec for every layer: mean, max, cls, last, flatten, [avg2d, k], [max2d, k]",
     "flatten": "flatten each sample's features to one 'feature' dim (true/false)",
     "batch_size": "samples per forward pass (default 32)",
@@ -60,6 +61,7 @@ KEYS: dict[str, str] = {
     "amp": "run the forward pass under autocast, bfloat16 (true/false)",
     "pretrained": "published weights (true, the default) or random weights (false)",
     "weights": "a local checkpoint file or Hugging Face directory (or a mapping model -> path)",
+    "preprocess": "the image transform: 'default' (the source's own), 'imagenet' (resize 256, crop 224, the THINGSvision default) or 'clip'",
     "model_kwargs": "arguments for the model constructor, e.g. {img_size: 224} (or a mapping model -> arguments)",
     "out": "a zarr store to stream into (bounded memory, resumable)",
     "overwrite": "replace an existing store at 'out' made with other settings (true/false)",
@@ -404,6 +406,8 @@ class ConfigSchema(BaseModel):
     out: Text | None = Field(None, description=KEYS["out"])
     overwrite: StrictBool | None = Field(None, description=KEYS["overwrite"])
     cache: StrictBool | Text | None = Field(None, description=KEYS["cache"])
+    stages: StrictInt | list[StrictInt] | None = Field(None, description=KEYS["stages"])
+    preprocess: Literal["default", "imagenet", "clip"] | None = Field(None, description=KEYS["preprocess"])
     progress: StrictBool | None = Field(None, description=KEYS["progress"])
 
 
@@ -418,7 +422,7 @@ class _ConfigDocs(ConfigSchema):
     model_kwargs: ModelKwargs | dict[str, ModelKwargs] | None = Field(None, description=KEYS["model_kwargs"])
 
 
-OPTION_KEYS = ("flatten", "batch_size", "num_workers", "device", "dtype", "channels_last", "amp", "pretrained", "out", "overwrite", "cache", "progress")
+OPTION_KEYS = ("stages", "flatten", "batch_size", "num_workers", "device", "dtype", "channels_last", "amp", "pretrained", "preprocess", "out", "overwrite", "cache", "progress")
 
 
 def json_schema() -> dict[str, Any]:
@@ -493,9 +497,13 @@ def _message(err: Any, where: str, schema: type[BaseModel], raw: Mapping[str, An
         return f"'inputs' must be a path, a glob, or a list of paths or texts, got {_show(value)}."
     if kind == "bool_type":
         return f"{head}'{key}' must be true or false, got {_show(value)}."
-    if kind in ("int_type", "int_parsing", "int_from_float", "greater_than_equal"):
+    if kind in ("int_type", "int_parsing", "int_from_float", "greater_than_equal") and key != "stages":
         what = "an integer >= 0" if key == "num_workers" else "a positive integer"
         return f"{head}'{key}' must be {what}, got {_show(value)}."
+    if key == "stages":
+        return f"'stages' must be a stage index (0: the stem, 1, 2, ...) or a list of them, got {_show(value)}."
+    if key == "preprocess":
+        return f"'preprocess' must be default, imagenet or clip, got {_show(value)}.{_hint(value, ('default', 'imagenet', 'clip'))}"
     if key == "dtype":
         return f"'dtype' must be float32, bfloat16 or float16, got {_show(value)}."
     if key in ("weights", "device", "out") or kind in ("string_type", "string_too_short"):
@@ -632,6 +640,7 @@ EXTRACT_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("-l", "--layers"), {"nargs": "+", "metavar": "LAYER", "help": "module paths, globs (blocks.*.attn) or block indices (-1); commas work too"}),
     (("--nodes",), {"nargs": "+", "metavar": "ROLE", "help": "node roles stacked over depth: attn, mlp, block"}),
     (("-p", "--pool"), {"nargs": "+", "metavar": "SPEC", "help": "one spec for all layers (mean, max, cls, last, flatten, avg2d:8, max2d:4) or LAYER=SPEC each"}),
+    (("--stages",), {"nargs": "+", "type": int, "metavar": "K", "help": "stage outputs in HF out_indices numbering (0: the stem), as AutoBackbone gives them"}),
     (("--flatten",), {"action": "store_true", "default": None, "help": "flatten each sample's features to one 'feature' dim"}),
     (("--batch-size",), {"type": int, "metavar": "N", "help": "samples per forward pass (default 32)"}),
     (("--num-workers",), {"type": int, "metavar": "N", "help": "data-loading workers"}),
@@ -642,6 +651,7 @@ EXTRACT_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--pretrained",), {"action": argparse.BooleanOptionalAction, "default": None, "help": "published weights (the default); --no-pretrained: random weights"}),
     (("--random",), {"action": "store_true", "default": None, "help": "random weights instead of the published ones: the same as --no-pretrained (pretrained: false)"}),
     (("--weights",), {"metavar": "PATH", "help": "a local checkpoint file or Hugging Face directory"}),
+    (("--preprocess",), {"choices": ["default", "imagenet", "clip"], "help": "the image transform: the source's own (default), imagenet (resize 256, crop 224) or clip"}),
     (("--model-kwargs",), {"nargs": "+", "metavar": "KEY=VALUE", "dest": "model_kwargs", "help": "model constructor arguments: img_size=224 (values are YAML), or one JSON/YAML mapping '{\"img_size\": 224}'"}),
     (("--out",), {"metavar": "STORE", "help": "zarr store to stream into (bounded memory, resumable)"}),
     (("--overwrite",), {"action": "store_true", "default": None, "help": "replace a store at --out made with other settings"}),
@@ -691,9 +701,11 @@ def flags_to_raw(args: Any, models: Sequence[str] | None = None) -> dict[str, An
         raw["pretrained"] = True
     if get("model_kwargs"):
         raw["model_kwargs"] = parse_model_kwargs(get("model_kwargs"))
-    for key in ("flatten", "batch_size", "num_workers", "device", "dtype", "channels_last", "amp", "weights", "out", "overwrite", "cache"):
+    for key in ("flatten", "batch_size", "num_workers", "device", "dtype", "channels_last", "amp", "weights", "preprocess", "out", "overwrite", "cache"):
         if get(key) is not None:
             raw[key] = get(key)
+    if get("stages"):
+        raw["stages"] = list(get("stages")) if len(get("stages")) > 1 else get("stages")[0]
     return raw
 
 

@@ -181,3 +181,29 @@ def test_extract_into_the_cache_then_read_it_back(project):
     assert len(ds) == 1
     both = nbfeat(*args, "--out", "x.zarr", cwd=tmp_path)
     assert both.returncode == 2 and "not both" in both.stderr and len(both.stderr.strip().splitlines()) == 1
+
+
+def test_stages_and_preprocess_from_the_command_line_equal_timm_features_only(tmp_path):
+    import timm
+    from PIL import Image
+    from torchvision import transforms as T
+
+    write_images(tmp_path / "images", n_per_class=1, size=(40, 52))
+    torch.manual_seed(0)
+    torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), tmp_path / "r18.pth")
+    r = nbfeat("extract", "timm:resnet18", "--weights", "r18.pth", "--inputs", "images/", "--stages", "1", "3", "--preprocess", "imagenet", "--out", "s.zarr", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    import nbfeat as nb
+
+    store = nb.open(str(tmp_path / "s.zarr"))
+    ref = timm.create_model("resnet18", pretrained=False, features_only=True, out_indices=(1, 3))
+    ref.load_state_dict(torch.load(tmp_path / "r18.pth", weights_only=True), strict=False)
+    ref.eval()
+    imagenet = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+    batch = torch.stack([imagenet(Image.open(tmp_path / "images" / s).convert("RGB")) for s in store["sample"].values])
+    with torch.no_grad():
+        want = ref(batch)
+    for name, w in zip(("stage1", "stage3"), want):
+        np.testing.assert_allclose(np.asarray(store[name][name].values), w.numpy(), rtol=1e-4, atol=1e-4)
+    bad = nbfeat("extract", "timm:resnet18", "--inputs", "images/", "--preprocess", "imagnet", "--out", "t.zarr", cwd=tmp_path)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1

@@ -239,7 +239,19 @@ class TimmSAM(_TimmAdapter):
 # ---- SAM2 HieraDet -------------------------------------------------------------------------
 
 
-class TimmHieraDet(_TimmAdapter):
+class _StageEnds(_TimmAdapter):
+    """Blocks in one `blocks` list, stages ending where the model's `stage_ends` say (Hiera kinds)."""
+
+    def groups(self) -> list[Group]:
+        ends = list(self.model.stage_ends)
+        starts = [0] + [e + 1 for e in ends[:-1]]
+        return [Group(f"stage{k + 1}", tuple(f"blocks.{i}" for i in range(s, e + 1))) for k, (s, e) in enumerate(zip(starts, ends))]
+
+    def roles(self, block: str) -> dict[str, str]:
+        return {"attn": f"{block}.attn", "mlp": f"{block}.mlp", "block": block}
+
+
+class TimmHieraDet(_StageEnds):
     """HieraDet (sam2_hiera_*): NHWC multi-scale blocks, windowed attention with q-pooling."""
 
     family = "timm.sam2_hiera"
@@ -249,14 +261,6 @@ class TimmHieraDet(_TimmAdapter):
         "mlp": "MLP output, before LayerScale and the residual add",
         "block": "block output (NHWC, moved to channel-first)",
     }
-
-    def groups(self) -> list[Group]:
-        ends = list(self.model.stage_ends)
-        starts = [0] + [e + 1 for e in ends[:-1]]
-        return [Group(f"stage{k + 1}", tuple(f"blocks.{i}" for i in range(s, e + 1))) for k, (s, e) in enumerate(zip(starts, ends))]
-
-    def roles(self, block: str) -> dict[str, str]:
-        return {"attn": f"{block}.attn", "mlp": f"{block}.mlp", "block": block}
 
     def context_for(self, path: str) -> str | None:
         return self._block_of(path)
@@ -291,7 +295,7 @@ class TimmHieraDet(_TimmAdapter):
 # ---- Hiera ---------------------------------------------------------------------------------
 
 
-class TimmHiera(_TimmAdapter):
+class TimmHiera(_StageEnds):
     """Hiera: tokens in mask-unit (unrolled) order; `Hiera.reroll` puts them on the grid."""
 
     family = "timm.hiera"
@@ -301,14 +305,6 @@ class TimmHiera(_TimmAdapter):
         "mlp": "MLP output rerolled onto the image grid, before LayerScale and the residual add",
         "block": "block output rerolled onto the image grid (Hiera.reroll, as forward_intermediates does)",
     }
-
-    def groups(self) -> list[Group]:
-        ends = list(self.model.stage_ends)
-        starts = [0] + [e + 1 for e in ends[:-1]]
-        return [Group(f"stage{k + 1}", tuple(f"blocks.{i}" for i in range(s, e + 1))) for k, (s, e) in enumerate(zip(starts, ends))]
-
-    def roles(self, block: str) -> dict[str, str]:
-        return {"attn": f"{block}.attn", "mlp": f"{block}.mlp", "block": block}
 
     def layout(self, path: str, ndim: int, ctx: Context) -> Layout:
         block = self._block_of(path)

@@ -477,7 +477,7 @@ class ExtractionRun:
         mask = np.zeros((len(positions), self._tmax), dtype=bool)
         texts = self.inputs.texts or []
         enc = tokenize(self.bb.tokenizer, [texts[int(p)] for p in positions], self.bb.max_length)
-        for i, p in enumerate(positions):
+        for i in range(len(positions)):
             pieces = enc.pieces[i]
             text[i, : len(pieces)] = pieces
             mask[i, : len(pieces)] = True

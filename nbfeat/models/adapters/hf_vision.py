@@ -18,7 +18,17 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from nbfeat.models.adapters.base import MAP, TOKENS, Adapter, Context, Group, Layout, Stage, rank_layout, tokens_to_map
+from nbfeat.models.adapters.base import (
+    MAP,
+    TOKENS,
+    Adapter,
+    Context,
+    Group,
+    Layout,
+    Stage,
+    rank_layout,
+    tokens_to_map,
+)
 
 
 def _model_type(model: Any) -> str:
@@ -152,7 +162,7 @@ class HFSwin(Adapter):
             if path.startswith(f"{block}.attention"):
                 ws = int(blk.window_size)
                 hp, wp = -(-hw[0] // ws) * ws, -(-hw[1] // ws) * ws
-                reverse = getattr(sys.modules[type(blk).__module__], "window_reverse")
+                reverse = sys.modules[type(blk).__module__].window_reverse
 
                 def undo(x: Any) -> Any:
                     x = blk.cyclic_shift(reverse(x.reshape(-1, ws, ws, x.shape[-1]), ws, hp, wp), reverse=True)

@@ -20,7 +20,19 @@ import re
 import sys
 from typing import Any
 
-from nbfeat.models.adapters.base import MAP, TOKENS, Adapter, Context, Group, Layout, Stage, chain, is_instance_named, nhwc_layout, rank_layout, tokens_to_map
+from nbfeat.models.adapters.base import (
+    MAP,
+    TOKENS,
+    Adapter,
+    Context,
+    Group,
+    Layout,
+    Stage,
+    is_instance_named,
+    nhwc_layout,
+    rank_layout,
+    tokens_to_map,
+)
 
 
 def _timm(model: Any) -> bool:

@@ -17,7 +17,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from nbfeat.models.adapters.base import MAP, TOKENS, Adapter, Context, Group, Layout, Stage, is_instance_named, nhwc_layout, rank_layout
+from nbfeat.models.adapters.base import (
+    MAP,
+    TOKENS,
+    Adapter,
+    Context,
+    Group,
+    Layout,
+    Stage,
+    is_instance_named,
+    nhwc_layout,
+    rank_layout,
+)
 
 
 def _tv(model: Any) -> bool:

@@ -37,7 +37,7 @@ def run(quick: bool = False, n: int | None = None, rounds: int | None = None, ba
     from bench.tv_env import EnvError, thingsvision_python
 
     n = n or (32 if quick else 96)
-    rounds = rounds or (1 if quick else 2)
+    rounds = rounds or (1 if quick else 3)
     folder = jpeg_folder(n)
     notes: list[str] = []
     tv_error = None

@@ -130,6 +130,7 @@ def extract(
     cache: Any = None,
     preprocess: Any = None,
     stages: Any = None,
+    length_buckets: bool = True,
 ) -> Any:
     """Extract from one model (returns what `Backbone.extract` returns) or several.
 
@@ -164,6 +165,7 @@ def extract(
             flatten=flatten, batch_size=batch_size, num_workers=num_workers, ids=ids, labels=labels,
             out=target, client=client, progress=progress, overwrite=overwrite, cache=cache,
             **({"stages": for_model(stages, mid)} if stages is not None else {}),
+            length_buckets=length_buckets,
         )
     if not many:
         return results[ids_[0]]

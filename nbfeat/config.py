@@ -54,6 +54,7 @@ KEYS: dict[str, str] = {
     "pool": "one pooling spec for every layer: mean, max, cls, last, flatten, [avg2d, k], [max2d, k]",
     "flatten": "flatten each sample's features to one 'feature' dim (true/false)",
     "batch_size": "samples per forward pass (default 32)",
+    "length_buckets": "text: batch texts of similar token length together, results in your order (true, the default, or false)",
     "num_workers": "data-loading workers (default: chosen for you)",
     "device": "cpu, cuda, cuda:1, mps ... (default: cuda when available)",
     "dtype": "float32, bfloat16 or float16",
@@ -407,6 +408,7 @@ class ConfigSchema(BaseModel):
     overwrite: StrictBool | None = Field(None, description=KEYS["overwrite"])
     cache: StrictBool | Text | None = Field(None, description=KEYS["cache"])
     stages: StrictInt | list[StrictInt] | None = Field(None, description=KEYS["stages"])
+    length_buckets: StrictBool | None = Field(None, description=KEYS["length_buckets"])
     preprocess: Literal["default", "imagenet", "clip"] | None = Field(None, description=KEYS["preprocess"])
     progress: StrictBool | None = Field(None, description=KEYS["progress"])
 
@@ -422,7 +424,7 @@ class _ConfigDocs(ConfigSchema):
     model_kwargs: ModelKwargs | dict[str, ModelKwargs] | None = Field(None, description=KEYS["model_kwargs"])
 
 
-OPTION_KEYS = ("stages", "flatten", "batch_size", "num_workers", "device", "dtype", "channels_last", "amp", "pretrained", "preprocess", "out", "overwrite", "cache", "progress")
+OPTION_KEYS = ("stages", "flatten", "batch_size", "length_buckets", "num_workers", "device", "dtype", "channels_last", "amp", "pretrained", "preprocess", "out", "overwrite", "cache", "progress")
 
 
 def json_schema() -> dict[str, Any]:
@@ -643,6 +645,7 @@ EXTRACT_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--stages",), {"nargs": "+", "type": int, "metavar": "K", "help": "stage outputs in HF out_indices numbering (0: the stem), as AutoBackbone gives them"}),
     (("--flatten",), {"action": "store_true", "default": None, "help": "flatten each sample's features to one 'feature' dim"}),
     (("--batch-size",), {"type": int, "metavar": "N", "help": "samples per forward pass (default 32)"}),
+    (("--length-buckets",), {"action": argparse.BooleanOptionalAction, "default": None, "help": "text: batch texts of similar token length together (the default); --no-length-buckets keeps the input order"}),
     (("--num-workers",), {"type": int, "metavar": "N", "help": "data-loading workers"}),
     (("--device",), {"help": "cpu, cuda, cuda:1, mps (default: cuda when available)"}),
     (("--dtype",), {"help": "float32, bfloat16 or float16"}),
@@ -701,7 +704,7 @@ def flags_to_raw(args: Any, models: Sequence[str] | None = None) -> dict[str, An
         raw["pretrained"] = True
     if get("model_kwargs"):
         raw["model_kwargs"] = parse_model_kwargs(get("model_kwargs"))
-    for key in ("flatten", "batch_size", "num_workers", "device", "dtype", "channels_last", "amp", "weights", "preprocess", "out", "overwrite", "cache"):
+    for key in ("flatten", "batch_size", "length_buckets", "num_workers", "device", "dtype", "channels_last", "amp", "weights", "preprocess", "out", "overwrite", "cache"):
         if get(key) is not None:
             raw[key] = get(key)
     if get("stages"):

@@ -154,3 +154,29 @@ def test_length_batches_windows_and_window_size():
     assert [b.tolist() for b in length_batches(np.array([7, 0, 3]), lengths, batch_size=5)] == [[3, 7, 0]]
     assert window_for(32, 4, 10) == 10 and window_for(32, 4, 10**6) == 64 * 32
     assert window_for(32, 10**9, 10**6) == 32  # huge rows: one batch, memory as unbucketed
+
+
+def test_length_buckets_off_from_yaml_runs_in_input_order_with_hf_values(gpt2):
+    from nbfeat.config import load_config
+
+    path, _ = gpt2
+    cfg = load_config({"model": f"hf:{path}", "inputs": TEXTS, "nodes": "block", "batch_size": 3, "length_buckets": False, "progress": False})
+    assert cfg.to_kwargs()["length_buckets"] is False
+    lm = nbfeat.load(f"hf:{path}")
+    seen, handle = _widths(lm)
+    try:
+        ds = nbfeat.extract(lm, **{k: v for k, v in cfg.to_kwargs().items() if k != "models"})
+    finally:
+        handle.remove()
+    tok_lengths = [len(t) for t in _tokenized(path)]
+    want = [max(tok_lengths[i : i + 3]) for i in range(0, len(TEXTS), 3)]
+    assert seen[-len(want):] == want  # input order, one batch per three texts
+    hs = _hidden_states_alone(path, TEXTS[1])
+    np.testing.assert_allclose(ds["block"].values[1, 0, : hs[0].shape[0]], hs[1], rtol=1e-4, atol=1e-5)
+
+
+def _tokenized(path):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    return [tok(t)["input_ids"] for t in TEXTS]

@@ -78,7 +78,14 @@ class _TimmAdapter(Adapter):
 # ---- ViT-likes ---------------------------------------------------------------------------
 
 
-class TimmViT(_TimmAdapter):
+class _AttnMlp(_TimmAdapter):
+    """timm transformer blocks: `attn` and `mlp` children of every block."""
+
+    def roles(self, block: str) -> dict[str, str]:
+        return {"attn": f"{block}.attn", "mlp": f"{block}.mlp", "block": block}
+
+
+class TimmViT(_AttnMlp):
     """VisionTransformer (ViT, DINO(v2, +registers), MAE, CLIP towers in timm), DeiT (distilled),
     EVA/EVA02, BEiT: a plain stack of blocks over prefix + patch tokens."""
 
@@ -93,9 +100,6 @@ class TimmViT(_TimmAdapter):
 
     def groups(self) -> list[Group]:
         return [Group("", tuple(f"blocks.{i}" for i in range(len(self.model.blocks))))]
-
-    def roles(self, block: str) -> dict[str, str]:
-        return {"attn": f"{block}.attn", "mlp": f"{block}.mlp", "block": block}
 
     def grid(self, ctx: Context) -> tuple[int, int] | None:
         pe = self.model.patch_embed
@@ -135,7 +139,7 @@ class TimmViT(_TimmAdapter):
 # ---- Swin ----------------------------------------------------------------------------------
 
 
-class TimmSwin(_TimmAdapter):
+class TimmSwin(_AttnMlp):
     """SwinTransformer (and V2): NHWC stages, window attention with shifted windows."""
 
     family = "timm.swin"
@@ -148,9 +152,6 @@ class TimmSwin(_TimmAdapter):
 
     def groups(self) -> list[Group]:
         return [Group(f"stage{i + 1}", tuple(f"layers.{i}.blocks.{j}" for j in range(len(layer.blocks)))) for i, layer in enumerate(self.model.layers)]
-
-    def roles(self, block: str) -> dict[str, str]:
-        return {"attn": f"{block}.attn", "mlp": f"{block}.mlp", "block": block}
 
     def context_for(self, path: str) -> str | None:
         return self._block_of(path)
@@ -200,7 +201,7 @@ class TimmSwin(_TimmAdapter):
 # ---- SAM (ViTDet-style windows) -----------------------------------------------------------
 
 
-class TimmSAM(_TimmAdapter):
+class TimmSAM(_AttnMlp):
     """VisionTransformerSAM (samvit_*): NHWC blocks, windowed and global attention."""
 
     family = "timm.sam"
@@ -213,9 +214,6 @@ class TimmSAM(_TimmAdapter):
 
     def groups(self) -> list[Group]:
         return [Group("", tuple(f"blocks.{i}" for i in range(len(self.model.blocks))))]
-
-    def roles(self, block: str) -> dict[str, str]:
-        return {"attn": f"{block}.attn", "mlp": f"{block}.mlp", "block": block}
 
     def context_for(self, path: str) -> str | None:
         return self._block_of(path)
@@ -251,16 +249,13 @@ class TimmSAM(_TimmAdapter):
 # ---- SAM2 HieraDet -------------------------------------------------------------------------
 
 
-class _StageEnds(_TimmAdapter):
+class _StageEnds(_AttnMlp):
     """Blocks in one `blocks` list, stages ending where the model's `stage_ends` say (Hiera kinds)."""
 
     def groups(self) -> list[Group]:
         ends = list(self.model.stage_ends)
         starts = [0] + [e + 1 for e in ends[:-1]]
         return [Group(f"stage{k + 1}", tuple(f"blocks.{i}" for i in range(s, e + 1))) for k, (s, e) in enumerate(zip(starts, ends))]
-
-    def roles(self, block: str) -> dict[str, str]:
-        return {"attn": f"{block}.attn", "mlp": f"{block}.mlp", "block": block}
 
 
 class TimmHieraDet(_StageEnds):

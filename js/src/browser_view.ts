@@ -3,11 +3,12 @@
 // Arrays come on request (see rpc.ts), only for what is on screen.
 import type { AnyModel } from "@anywidget/types";
 import type { NdArray } from "./codec";
-import { finiteRange, paintHeat, paintRGB, toBytes } from "./colormap";
-import { button, h, listen } from "./dom";
+import { finiteRange, paintHeat, paintRGB } from "./colormap";
+import { button, fmt, h, listen } from "./dom";
 import { clickFraction, type LinkedMap, similarityRow, stripRow } from "./linked_views";
 import { insertCellBelow } from "./notebook_cell";
 import { type Reply, Rpc } from "./rpc";
+import { tokenView } from "./token_view";
 
 export interface SampleInfo {
   id: string;
@@ -240,8 +241,7 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
         fig.classList.add("nbfeat-clickable");
         fig.title = "Click a patch: its cosine similarity here and at the linked layers";
         main.append(fig);
-      }
-      else if (meta.pca_note) main.append(h("div", { className: "nbfeat-note", text: meta.pca_note }));
+      } else if (meta.pca_note) main.append(h("div", { className: "nbfeat-note", text: meta.pca_note }));
       const ch = reply.arrays.get("channels");
       if (ch) channelsBox.append(...channelTiles(ch, meta));
     } else if (meta.view === "tokens") {
@@ -261,101 +261,6 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
       tile.title = "Click to show this channel alone";
       return tile;
     });
-  };
-
-  const tokenView = (reply: Reply, meta: ViewMeta): HTMLElement => {
-    const box = h("div", { className: "nbfeat-tokens" });
-    const tokens = meta.tokens ?? [];
-    const pca = reply.arrays.get("pca");
-    if (tokens.length) {
-      const chips = h("div", { className: "nbfeat-token-row" });
-      tokens.forEach((t, i) => {
-        const chip = h("span", { className: "nbfeat-token", text: t || "·", attrs: { "data-token": String(i) } });
-        if (pca) {
-          const d = pca.data;
-          chip.style.background = `rgb(${d[3 * i]}, ${d[3 * i + 1]}, ${d[3 * i + 2]})`;
-          chip.style.color = d[3 * i] * 0.3 + d[3 * i + 1] * 0.6 + d[3 * i + 2] * 0.1 > 140 ? "#000" : "#fff";
-        }
-        chips.append(chip);
-      });
-      box.append(h("div", { className: "nbfeat-caption", text: pca ? "tokens, coloured by PCA → RGB of this layer" : "tokens" }), chips);
-    }
-    const stack = reply.arrays.get("stack");
-    if (stack) {
-      const chips = [...box.querySelectorAll<HTMLElement>(".nbfeat-token")];
-      const view = stackView(stack, meta, (col) => {
-        chips.forEach((c, i) => {
-          c.classList.toggle("nbfeat-hover", i === col);
-        });
-      });
-      chips.forEach((c, i) => {
-        c.addEventListener("mouseenter", () => view.show(i));
-      });
-      box.append(view.el);
-    }
-    const ch = reply.arrays.get("channels");
-    if (ch) {
-      const [k, t] = ch.shape;
-      const c = h("canvas", { className: "nbfeat-heat nbfeat-token-channels" });
-      paintHeat(c, ch.data as Uint8Array, k, t);
-      c.style.width = `${Math.min(720, t * 18)}px`;
-      c.style.height = `${k * 12}px`;
-      const labels = h("div", { className: "nbfeat-row-labels" }, ...meta.channels.map((x) => h("div", { text: `ch ${x}` })));
-      box.append(
-        h("div", { className: "nbfeat-caption", text: "most active channels of this layer (rows) by token (columns)" }),
-        h("div", { className: "nbfeat-heat-with-labels" }, labels, c),
-      );
-    }
-    return box;
-  };
-
-  const stackView = (stack: NdArray, meta: ViewMeta, onToken: (col: number) => void): { el: HTMLElement; show: (col: number) => void } => {
-    const [L, T] = stack.shape;
-    const vals = stack.data as Float32Array;
-    // each row (layer) on its own scale: norms grow with depth and would hide early layers
-    const bytes = new Uint8Array(L * T);
-    for (let r = 0; r < L; r++) {
-      const row = vals.subarray(r * T, (r + 1) * T);
-      const [lo, hi] = finiteRange(row);
-      bytes.set(toBytes(row, lo, hi), r * T);
-    }
-    const c = h("canvas", { className: "nbfeat-heat nbfeat-stack" });
-    paintHeat(c, bytes, L, T);
-    c.style.width = `${Math.min(720, T * 18)}px`;
-    c.style.height = `${L * 14}px`;
-    const labels = h(
-      "div",
-      { className: "nbfeat-row-labels" },
-      ...meta.stack_labels.map((x, i) => h("div", { text: x, className: i === meta.stack_row ? "nbfeat-current" : "" })),
-    );
-    const traj = h("div", { className: "nbfeat-trajectory", text: "Hover a token (or a column) to see its trajectory across layers." });
-    const show = (col: number) => {
-      const series = Array.from({ length: L }, (_, r) => vals[r * T + col]);
-      traj.replaceChildren(
-        h("div", {
-          className: "nbfeat-caption",
-          text: `token ${col} ${JSON.stringify(meta.tokens[col] ?? "")}: ${meta.stack_value} by layer`,
-        }),
-        lineChart(series, meta.stack_labels),
-      );
-      traj.dataset.token = String(col);
-      onToken(col);
-    };
-    c.addEventListener("mousemove", (ev: MouseEvent) => {
-      const rect = c.getBoundingClientRect();
-      show(Math.max(0, Math.min(T - 1, Math.floor(((ev.clientX - rect.left) / (rect.width || 1)) * T))));
-    });
-    const el = h(
-      "div",
-      { className: "nbfeat-stack-box" },
-      h("div", {
-        className: "nbfeat-caption",
-        text: `${meta.stack_value} per token (columns) and layer (rows), each row scaled to its own range`,
-      }),
-      h("div", { className: "nbfeat-heat-with-labels" }, labels, c),
-      traj,
-    );
-    return { el, show };
   };
 
   const vectorView = (reply: Reply, meta: ViewMeta): HTMLElement => {
@@ -473,46 +378,6 @@ function rgbCanvas(arr: NdArray, className: string): HTMLCanvasElement {
   const c = h("canvas", { className });
   if (arr.shape.length === 3) paintRGB(c, arr.data as Uint8Array, arr.shape[0], arr.shape[1]);
   return c;
-}
-
-function fmt(v: number | undefined): string {
-  if (v === undefined || !Number.isFinite(v)) return "–";
-  const a = Math.abs(v);
-  return a >= 1000 || (a > 0 && a < 0.01) ? v.toExponential(1) : v.toFixed(a >= 10 ? 1 : 2);
-}
-
-/** An inline SVG line chart of one value per layer. */
-export function lineChart(values: number[], labels: string[]): SVGSVGElement {
-  const ns = "http://www.w3.org/2000/svg";
-  const W = 260;
-  const H = 80;
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("class", "nbfeat-line");
-  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  svg.setAttribute("width", String(W));
-  svg.setAttribute("height", String(H));
-  const [lo, hi] = finiteRange(values);
-  const span = hi > lo ? hi - lo : 1;
-  const pts = values.map(
-    (v, i) =>
-      `${(4 + (i / Math.max(1, values.length - 1)) * (W - 8)).toFixed(1)},${(H - 4 - ((Number.isFinite(v) ? v - lo : 0) / span) * (H - 8)).toFixed(1)}`,
-  );
-  const line = document.createElementNS(ns, "polyline");
-  line.setAttribute("points", pts.join(" "));
-  line.setAttribute("fill", "none");
-  svg.append(line);
-  values.forEach((v, i) => {
-    const [x, y] = pts[i].split(",");
-    const dot = document.createElementNS(ns, "circle");
-    dot.setAttribute("cx", x);
-    dot.setAttribute("cy", y);
-    dot.setAttribute("r", "2.5");
-    const t = document.createElementNS(ns, "title");
-    t.textContent = `${labels[i] ?? i}: ${fmt(v)}`;
-    dot.append(t);
-    svg.append(dot);
-  });
-  return svg;
 }
 
 async function copyText(text: string): Promise<boolean> {

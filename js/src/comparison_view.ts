@@ -24,7 +24,13 @@ export function renderComparison(model: AnyModel<ComparisonState>, el: HTMLEleme
   const status = h("div", { className: "nbfeat-status nbfeat-comparison-status" });
   const canvas = h("canvas", { className: "nbfeat-heat nbfeat-comparison-map", title: "Click a cell to open both layers below" });
   const rowLabels = h("div", { className: "nbfeat-row-labels nbfeat-comparison-labels" });
-  const root = h("div", { className: "nbfeat-comparison" }, title, h("div", { className: "nbfeat-heat-with-labels" }, rowLabels, canvas), status);
+  const root = h(
+    "div",
+    { className: "nbfeat-comparison" },
+    title,
+    h("div", { className: "nbfeat-heat-with-labels" }, rowLabels, canvas),
+    status,
+  );
   el.classList.add("nbfeat-widget");
   el.append(root);
   let values: Float32Array | null = null;

@@ -29,3 +29,10 @@ export function listen<K extends keyof HTMLElementEventMap>(
   target.addEventListener(type, fn as EventListener, options);
   return () => target.removeEventListener(type, fn as EventListener, options);
 }
+
+/** A number for a label: 2 decimals, 1 from 10, exponent outside 0.01..1000; "–" if not finite. */
+export function fmt(v: number | undefined): string {
+  if (v === undefined || !Number.isFinite(v)) return "–";
+  const a = Math.abs(v);
+  return a >= 1000 || (a > 0 && a < 0.01) ? v.toExponential(1) : v.toFixed(a >= 10 ? 1 : 2);
+}

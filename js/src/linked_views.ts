@@ -14,7 +14,10 @@ export interface LinkedMap {
 }
 
 /** Where a click fell on an element, as fractions of its height and width (0..1). */
-export function clickFraction(ev: { clientX: number; clientY: number }, rect: { left: number; top: number; width: number; height: number }): [number, number] {
+export function clickFraction(
+  ev: { clientX: number; clientY: number },
+  rect: { left: number; top: number; width: number; height: number },
+): [number, number] {
   const fy = (ev.clientY - rect.top) / (rect.height || 1);
   const fx = (ev.clientX - rect.left) / (rect.width || 1);
   return [Math.min(Math.max(fy, 0), 1), Math.min(Math.max(fx, 0), 1)];
@@ -49,7 +52,10 @@ export function similarityRow(maps: LinkedMap[], arr: NdArray, current: string):
       "figure",
       { className: `nbfeat-panel${m.layer === current ? " nbfeat-current" : ""}`, attrs: { "data-layer": m.layer } },
       c,
-      h("figcaption", { text: `${m.layer} · ${m.grid[0]}×${m.grid[1]}`, title: `cosine similarity to the clicked patch, from ${fmtMin(m.min)} (dark) to 1` }),
+      h("figcaption", {
+        text: `${m.layer} · ${m.grid[0]}×${m.grid[1]}`,
+        title: `cosine similarity to the clicked patch, from ${fmtMin(m.min)} (dark) to 1`,
+      }),
     );
     row.append(fig);
   }

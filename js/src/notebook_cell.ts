@@ -29,8 +29,8 @@ export function pasteInto(content: HTMLElement, text: string): boolean {
   }
   if ((content.textContent ?? "").trim()) return true;
   // CodeMirror keeps its view on the content element (what EditorView.findFromDOM reads)
-  const view = (content as unknown as { cmView?: { view?: { state: { doc: { length: number } }; dispatch: (t: unknown) => void } } })
-    .cmView?.view;
+  const view = (content as unknown as { cmView?: { view?: { state: { doc: { length: number } }; dispatch: (t: unknown) => void } } }).cmView
+    ?.view;
   if (!view) return false;
   view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
   return true;

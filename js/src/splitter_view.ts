@@ -16,7 +16,11 @@ export function dragWidth(start: number, startX: number, x: number, min: number,
 }
 
 export function renderSplitter(model: AnyModel<SplitterState>, el: HTMLElement): () => void {
-  const bar = h("div", { className: "nbfeat-splitter", title: "Drag to resize the tree and the browser", attrs: { role: "separator", "aria-orientation": "vertical" } });
+  const bar = h("div", {
+    className: "nbfeat-splitter",
+    title: "Drag to resize the tree and the browser",
+    attrs: { role: "separator", "aria-orientation": "vertical" },
+  });
   el.classList.add("nbfeat-widget", "nbfeat-splitter-host");
   el.append(bar);
   // the tree is the element before this one in the explorer's row

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { cellAt, type ComparisonState, renderComparison } from "../src/comparison_view";
+import { type ComparisonState, cellAt, renderComparison } from "../src/comparison_view";
 import { FakeModel, tick } from "./fake_model";
 
 let el: HTMLElement;

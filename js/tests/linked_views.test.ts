@@ -16,22 +16,67 @@ const u8 = (n: number, v = 5) => new DataView(new Uint8Array(n).fill(v).buffer);
 function reply(req: any): [any, DataView[]] {
   const head = { type: "nbfeat:response", id: req.id, kind: req.kind, ok: true };
   if (req.kind === "strip")
-    return [{ ...head, strip: [{ layer: "layer1", grid: [8, 8] }, { layer: "layer2", grid: [4, 4] }], skipped: [], arrays: [{ name: "strip", dtype: "uint8", shape: [2, 6, 6, 3] }] }, [u8(2 * 6 * 6 * 3)]];
+    return [
+      {
+        ...head,
+        strip: [
+          { layer: "layer1", grid: [8, 8] },
+          { layer: "layer2", grid: [4, 4] },
+        ],
+        skipped: [],
+        arrays: [{ name: "strip", dtype: "uint8", shape: [2, 6, 6, 3] }],
+      },
+      [u8(2 * 6 * 6 * 3)],
+    ];
   if (req.kind === "similarity")
     return [
-      { ...head, maps: [{ layer: "layer2", grid: [4, 4], patch: [1, 2], min: 0.1 }, { layer: "layer1", grid: [8, 8], patch: [2, 5], min: 0.2 }], skipped: ["fc"], arrays: [{ name: "similarity", dtype: "uint8", shape: [2, 6, 6] }] },
+      {
+        ...head,
+        maps: [
+          { layer: "layer2", grid: [4, 4], patch: [1, 2], min: 0.1 },
+          { layer: "layer1", grid: [8, 8], patch: [2, 5], min: 0.2 },
+        ],
+        skipped: ["fc"],
+        arrays: [{ name: "similarity", dtype: "uint8", shape: [2, 6, 6] }],
+      },
       [u8(2 * 36)],
     ];
   return [
-    { ...head, view: "spatial", layer: req.layer, sample: req.sample, info: "x", n_depth: 0, depth_label: "", channels: [1], channel_max: [1], n_channels: 4, pca_note: "", arrays: [{ name: "channels", dtype: "uint8", shape: [1, 4, 4] }, { name: "pca", dtype: "uint8", shape: [4, 4, 3] }] },
+    {
+      ...head,
+      view: "spatial",
+      layer: req.layer,
+      sample: req.sample,
+      info: "x",
+      n_depth: 0,
+      depth_label: "",
+      channels: [1],
+      channel_max: [1],
+      n_channels: 4,
+      pca_note: "",
+      arrays: [
+        { name: "channels", dtype: "uint8", shape: [1, 4, 4] },
+        { name: "pca", dtype: "uint8", shape: [4, 4, 3] },
+      ],
+    },
     [u8(16), u8(48)],
   ];
 }
 
 function make() {
   return new FakeModel<BrowserState>({
-    _kind: "browser", title: "m", modality: "image", samples: [{ id: "a", label: "" }], layers: ["layer1", "layer2", "fc"],
-    sample: 0, layer: "layer2", channel: -1, depth: 0, n_top: 1, linked_layers: ["layer1", "layer2"], code: "",
+    _kind: "browser",
+    title: "m",
+    modality: "image",
+    samples: [{ id: "a", label: "" }],
+    layers: ["layer1", "layer2", "fc"],
+    sample: 0,
+    layer: "layer2",
+    channel: -1,
+    depth: 0,
+    n_top: 1,
+    linked_layers: ["layer1", "layer2"],
+    code: "",
   });
 }
 
@@ -45,7 +90,14 @@ describe("linked views", () => {
 
   it("draws one similarity map per layer, the shown layer marked", () => {
     const arr = { dtype: "uint8", shape: [2, 6, 6], data: new Uint8Array(72) } as any;
-    const row = similarityRow([{ layer: "a", grid: [2, 2], patch: [0, 0] }, { layer: "b", grid: [3, 3], patch: [1, 1] }], arr, "b");
+    const row = similarityRow(
+      [
+        { layer: "a", grid: [2, 2], patch: [0, 0] },
+        { layer: "b", grid: [3, 3], patch: [1, 1] },
+      ],
+      arr,
+      "b",
+    );
     expect(row.querySelectorAll("canvas").length).toBe(2);
     expect(row.querySelector(".nbfeat-current")?.getAttribute("data-layer")).toBe("b");
   });

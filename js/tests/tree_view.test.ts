@@ -11,7 +11,16 @@ beforeEach(() => {
 afterEach(() => el.remove());
 
 function make(depth = 4, extra: Partial<TreeState> = {}) {
-  return new FakeModel<TreeState>({ _kind: "tree", title: "vit", rows: vitRows(depth), selected: [], focused: "", height: 240, note: "", ...extra });
+  return new FakeModel<TreeState>({
+    _kind: "tree",
+    title: "vit",
+    rows: vitRows(depth),
+    selected: [],
+    focused: "",
+    height: 240,
+    note: "",
+    ...extra,
+  });
 }
 
 const rowEls = () => [...el.querySelectorAll<HTMLElement>(".nbfeat-tree-viewport .nbfeat-tree-row:not([hidden])")];

@@ -23,6 +23,7 @@ from nbfeat.store.allocate import INTERNAL_ATTRS, failure_records
 from nbfeat.store.integrity import missing_chunks
 from nbfeat.store.layout import OK, PENDING, Layout
 from nbfeat.store.resume import resolve_target
+from nbfeat.store.safety import users_files_quiet
 
 
 def open(path: Any, valid_only: bool = True) -> Any:  # noqa: A001 - nbfeat.open, like xr.open_*
@@ -60,7 +61,8 @@ def open(path: Any, valid_only: bool = True) -> Any:  # noqa: A001 - nbfeat.open
         status[start:stop] = PENDING
     records = failure_records(group, layout, status)
     if layout.tree:
-        tree = xr.open_datatree(target, engine="zarr", consolidated=False, chunks={}, zarr_format=3)
+        with users_files_quiet():
+            tree = xr.open_datatree(target, engine="zarr", consolidated=False, chunks={}, zarr_format=3)
         # children in the run's order (the file system lists them in any order)
         nodes = {
             f"/{v.group}": _plain_strings(tree[v.group].to_dataset(inherit=False))
@@ -68,7 +70,8 @@ def open(path: Any, valid_only: bool = True) -> Any:  # noqa: A001 - nbfeat.open
         }
         obj = xr.DataTree.from_dict({"/": _plain_strings(tree.to_dataset(inherit=False)), **nodes})
     else:
-        obj = _plain_strings(xr.open_zarr(target, consolidated=False, chunks={}, zarr_format=3))
+        with users_files_quiet():
+            obj = _plain_strings(xr.open_zarr(target, consolidated=False, chunks={}, zarr_format=3))
     attrs = {k: v for k, v in _root(obj).attrs.items() if k not in INTERNAL_ATTRS}
     attrs.update({"failed": json.dumps(records), "n_failed": len(records)})
     n_pending = int((status == PENDING).sum())

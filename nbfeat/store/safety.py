@@ -14,6 +14,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # Written first into every store nbfeat creates. Inside the `status` array's folder, where
@@ -129,3 +132,16 @@ def overlaps(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     """True when `a` and `b` are the same path, or one is inside the other."""
     pa, pb = Path(os.path.realpath(a)), Path(os.path.realpath(b))
     return pa == pb or pa in pb.parents or pb in pa.parents
+
+
+@contextmanager
+def users_files_quiet() -> Iterator[None]:
+    """Reading a store, without zarr's warning for each file in it that zarr did not write: a
+    user's own files kept in a store are theirs (nbfeat never removes them), not a fault.
+
+    >>> with users_files_quiet():                       # doctest: +SKIP
+    ...     ds = xr.open_zarr("feats.zarr", consolidated=False)
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Object at .* is not recognized as a component of a Zarr hierarchy")
+        yield

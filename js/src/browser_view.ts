@@ -8,7 +8,7 @@ import { button, fmt, h, listen } from "./dom";
 import { clickFraction, type LinkedMap, similarityRow, stripRow } from "./linked_views";
 import { insertCellBelow } from "./notebook_cell";
 import { type Reply, Rpc } from "./rpc";
-import { tokenView } from "./token_view";
+import { tokenLink, tokenView } from "./token_view";
 
 export interface SampleInfo {
   id: string;
@@ -245,7 +245,7 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
       const ch = reply.arrays.get("channels");
       if (ch) channelsBox.append(...channelTiles(ch, meta));
     } else if (meta.view === "tokens") {
-      main.append(tokenView(reply, meta));
+      main.append(tokenView(reply, meta, tokenLink(model, main)));
     } else if (meta.view === "vector") {
       main.append(vectorView(reply, meta));
     }

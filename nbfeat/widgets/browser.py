@@ -66,6 +66,14 @@ class BrowserWidget(NbfeatWidget):
     code = traitlets.Unicode("").tag(sync=True)
     """The equivalent Python call for what is shown (the Copy code button copies it)."""
 
+    token_hover = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)
+    """Text: the characters `[start, end)` of the shown text under the pointer, set by the view
+    when a token is hovered ([] before; `[-1, 0]` / `[n, n + 1]` for a token the tokenizer
+    added before / after the text, see `nbfeat.widgets.spans`). `nbfeat.browse([a, b], texts)`
+    and `nbfeat.explore(cmp, data)` link it between their two browsers in the front end
+    (`ipywidgets.jslink`): the other browser outlines every token whose span overlaps and
+    draws their trajectories, with no kernel round trip per hover."""
+
     def __init__(self, source: Any, layer: str | None = None, **kwargs: Any) -> None:
         self.source = source
         self._code_layers: list[str] | None = None
@@ -183,6 +191,9 @@ class BrowserWidget(NbfeatWidget):
                 meta["stack_row"] = stack.row_of(name, depth)
                 if not meta.get("tokens") or len(meta["tokens"]) != arrays["stack"].shape[1]:
                     meta["tokens"] = meta.get("tokens") or [str(t) for t in range(arrays["stack"].shape[1])]
+            spans = self.source.spans(i, name) if meta.get("tokens") else None
+            if spans is not None and len(spans) == len(meta["tokens"]):  # one per chip: linking by characters
+                arrays["spans"] = spans.astype(np.int32)
         if content.get("thumb") and self.modality == "image":
             thumb = self.source.thumbnail(i)
             if thumb is not None:

@@ -3,8 +3,10 @@
 `nbfeat.explore(cmp, data)` (or `compare_view`) shows the matrix of `nbfeat.compare` as a
 heatmap. A click on cell (i, j) opens the two representations it compares, side by side, in
 two activation browsers over `data` (the Dataset or DataTree that was compared), at the same
-sample. Which variable and depth each row stands for comes from `Comparison.sources` (the
-analysis says where each row came from); nothing is inferred from names or shapes.
+sample; for text, hovering a token in one outlines the tokens of the other that share its
+characters (see `nbfeat.widgets.pair`). Which variable and depth each row stands for comes
+from `Comparison.sources` (the analysis says where each row came from); nothing is inferred
+from names or shapes.
 
 >>> cmp = nbfeat.compare(dt, method="rsa")      # doctest: +SKIP
 >>> nbfeat.explore(cmp, dt)                     # doctest: +SKIP
@@ -21,6 +23,7 @@ import traitlets
 from nbfeat.errors import InputError
 from nbfeat.widgets._base import NbfeatWidget
 from nbfeat.widgets.browser import BrowserWidget
+from nbfeat.widgets.pair import link_browsers
 from nbfeat.widgets.sources import DatasetSource
 
 
@@ -96,8 +99,9 @@ class ComparisonExplorer(ipywidgets.VBox):
         super().__init__([self.heatmap, pair], layout=ipywidgets.Layout(width="100%"))
         self.add_class("nbfeat-comparison-explorer")
         self.heatmap.observe(self._on_pick, names=["picked"])
-        self.left.observe(self._on_sample, names=["sample"])
-        self.right.observe(self._on_sample, names=["sample"])
+        # the same sample in both; for text, a hovered token outlines the other's tokens
+        # sharing its characters (in the front end)
+        self.link = link_browsers(self.left, self.right)
 
     def _on_pick(self, change: Any) -> None:
         if not change["new"]:
@@ -108,11 +112,6 @@ class ComparisonExplorer(ipywidgets.VBox):
                 browser.channel = -1
                 browser.depth = _depth(self.comparison.sources[k])
                 browser.layer = self.rep_layers[k]
-
-    def _on_sample(self, change: Any) -> None:
-        other = self.right if change["owner"] is self.left else self.left
-        if other.sample != change["new"]:
-            other.sample = change["new"]
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         from nbfeat.widgets.snapshot import with_png

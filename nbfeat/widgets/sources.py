@@ -82,6 +82,7 @@ class DatasetSource:
         self._paths = [str(s) for s in per_sample["path"]] if "path" in per_sample else [""] * n
         self._token_text = per_sample.get("token_text")
         self._mask = per_sample.get("mask")
+        self._text = per_sample.get("text")  # the texts themselves: token spans (spans.py)
         self.modality = str(attrs.get("modality") or ("text" if self._token_text is not None else "image"))
         self.title = title or str(attrs.get("model", "")) or "extracted features"
         self.note = ""
@@ -112,12 +113,31 @@ class DatasetSource:
         return LayerData(np.asarray(da.values), tuple(str(d) for d in da.dims), dict(da.attrs), self._tokens(da, i))
 
     def _tokens(self, da: Any, i: int) -> list[str] | None:
-        if "token" not in da.dims or self._token_text is None:
+        if "token" not in da.dims:
             return None
-        text = [str(t) for t in self._token_text[i]]
-        if self._mask is not None:
-            text = text[: int(np.asarray(self._mask[i], dtype=bool).sum())]
+        # a tree of several text models: each model's variables carry their own tokens
+        own = "token_text" in da.coords and da.coords["token_text"].dims == ("token",)
+        token_text = da.coords["token_text"].values if own else (self._token_text[i] if self._token_text is not None else None)
+        mask = (da.coords["mask"].values if "mask" in da.coords else None) if own else (self._mask[i] if self._mask is not None else None)
+        if token_text is None:
+            return None
+        text = [str(t) for t in token_text]
+        if mask is not None:
+            text = text[: int(np.asarray(mask, dtype=bool).sum())]
         return text
+
+    def spans(self, i: int, name: str) -> np.ndarray | None:
+        """Each shown token's characters in sample `i`'s text (int32 (T, 2), see
+        `nbfeat.widgets.spans`), from its `token_text` and the `text` coord; None without them."""
+        from nbfeat.widgets.spans import piece_spans
+
+        da = self._var(name).isel(sample=i)
+        text = str(da.coords["text"].values) if "text" in da.coords else (str(self._text[i]) if self._text is not None else None)
+        tokens = self._tokens(da, i)
+        if text is None or tokens is None:
+            return None
+        # a text cut at the context fills the whole token dim: its pieces give a prefix
+        return piece_spans(text, tokens, truncated=len(tokens) == da.sizes["token"])
 
     def stack(self, i: int) -> Stack | None:
         """For text: the first variable stacked over depth with token and channel dims."""
@@ -273,6 +293,21 @@ class BackboneSource:
         key = calls[min(max(depth, 0), len(calls) - 1)]
         spec = variables[key]
         return LayerData(entry["values"][key][i], tuple(spec.dims[1:]), dict(spec.attrs), self._tokens(entry, i), n_depth=len(calls), depth_label="call")
+
+    def spans(self, i: int, name: str) -> np.ndarray | None:
+        """Each token's characters in text `i` (int32 (T, 2), see `nbfeat.widgets.spans`),
+        from the tokenizer's own offsets; None for a tokenizer without them."""
+        from nbfeat.widgets.spans import offset_spans
+
+        tok, texts = self.bb.tokenizer, self.inputs.texts
+        if not texts or not (getattr(tok, "is_fast", False) and callable(tok)):
+            return None
+        kw = {"add_special_tokens": True, "return_offsets_mapping": True, "return_special_tokens_mask": True, "verbose": False}
+        enc = tok(texts[i], truncation=False, **kw)
+        context = self.bb.max_length
+        if context is not None and len(enc["input_ids"]) > context:  # cut as the run cuts it (engine.tokens)
+            enc = tok(texts[i], truncation=True, max_length=context, **kw)
+        return offset_spans(texts[i], enc["offset_mapping"], enc["special_tokens_mask"])
 
     def stack(self, i: int) -> Stack | None:
         if self.modality != "text" or not self.bb.nodes.get("block"):

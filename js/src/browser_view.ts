@@ -5,7 +5,7 @@ import type { AnyModel } from "@anywidget/types";
 import type { NdArray } from "./codec";
 import { finiteRange, paintHeat, paintRGB } from "./colormap";
 import { button, fmt, h, listen } from "./dom";
-import { clickFraction, type LinkedMap, similarityRow, stripRow } from "./linked_views";
+import { clearPatch, clickFraction, type LinkedMap, outlinePatch, similarityRow, stripRow } from "./linked_views";
 import { insertCellBelow } from "./notebook_cell";
 import { type Reply, Rpc } from "./rpc";
 import { tokenLink, tokenView } from "./token_view";
@@ -28,6 +28,8 @@ export interface BrowserState {
   n_top: number;
   linked_layers: string[];
   code: string;
+  /** The clicked patch [fy, fx] (fractions of the model's input), or [] for none. */
+  patch?: number[];
 }
 
 export interface ViewMeta {
@@ -45,12 +47,19 @@ export interface ViewMeta {
   stack_labels: string[];
   stack_row: number;
   stack_value: string;
+  /** The thumbnail is the input as the model saw it (resized and cropped): clicks on it pick a patch. */
+  thumb_seen?: boolean;
+}
+
+interface Thumb {
+  arr: NdArray;
+  seen: boolean;
 }
 
 /** Render the browser widget into `el`; returns the cleanup. */
 export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): () => void {
   const rpc = new Rpc(model);
-  const thumbs = new Map<number, NdArray>();
+  const thumbs = new Map<number, Thumb>();
 
   const sampleSel = h("select", { className: "nbfeat-sample", attrs: { "aria-label": "Sample" } });
   const layerSel = h("select", { className: "nbfeat-layer", attrs: { "aria-label": "Layer" } });
@@ -148,15 +157,15 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
       });
       if (ticket !== latest) return; // a newer request superseded this one
       const thumb = reply.arrays.get("thumb");
-      if (thumb) thumbs.set(sample, thumb);
+      if (thumb) thumbs.set(sample, { arr: thumb, seen: Boolean((reply.meta as unknown as ViewMeta).thumb_seen) });
       show(reply, thumbs.get(sample));
       root.dataset.state = "ready";
       root.dataset.layer = layer;
       const spatial = (reply.meta as unknown as ViewMeta).view === "spatial";
       if (spatial) void loadStrip(sample, layer);
       else stripBox.replaceChildren();
-      if (spatial && lastClick) void loadSimilarity(lastClick[0], lastClick[1]);
-      else simBox.replaceChildren();
+      shownSpatial = spatial;
+      onPatch();
     } catch (e) {
       if (ticket !== latest) return;
       status.textContent = (e as Error).message;
@@ -165,9 +174,20 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
     }
   };
 
-  // the linked views: a clicked patch (kept across layers and samples) and the layer strip
-  let lastClick: [number, number] | null = null;
+  // the linked views: a clicked patch (the `patch` trait, kept across layers and samples) and
+  // the layer strip
+  let shownSpatial = false;
   let simTicket = 0;
+  const onPatch = () => {
+    const patch = model.get("patch") ?? [];
+    if (shownSpatial && patch.length === 2) void loadSimilarity(patch[0], patch[1]);
+    else {
+      ++simTicket; // a reply still on its way is for a patch no longer clicked
+      simBox.replaceChildren();
+      delete simBox.dataset.patch;
+      clearPatch(main);
+    }
+  };
   let stripTicket = 0;
   const loadSimilarity = async (fy: number, fx: number) => {
     const ticket = ++simTicket;
@@ -189,6 +209,13 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
       );
       simBox.dataset.state = "ready";
       simBox.dataset.patch = `${fy.toFixed(3)},${fx.toFixed(3)}`;
+      // the patch at the shown layer, outlined where it was clicked: the input and the PCA map
+      const here = maps.find((m) => m.layer === layer) ?? maps[0];
+      clearPatch(main);
+      if (here?.patch) {
+        for (const fig of main.querySelectorAll<HTMLElement>("[data-panel='pca'], [data-panel='input'][data-seen='true']"))
+          outlinePatch(fig, here.grid, here.patch);
+      }
     } catch (e) {
       if (ticket !== simTicket) return;
       simBox.replaceChildren(h("div", { className: "nbfeat-note nbfeat-error", text: (e as Error).message }));
@@ -220,7 +247,7 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
     }
   };
 
-  const show = (reply: Reply, thumb: NdArray | undefined) => {
+  const show = (reply: Reply, thumb: Thumb | undefined) => {
     const meta = reply.meta as unknown as ViewMeta;
     status.textContent = meta.info;
     const n = meta.n_depth ?? 0;
@@ -233,11 +260,27 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
     }
     main.replaceChildren();
     channelsBox.replaceChildren();
-    if (thumb) main.append(figure("input", rgbCanvas(thumb, "nbfeat-thumb"), "input"));
+    if (thumb) {
+      // clickable only where it is what the model saw: a click fraction on the original image
+      // is not the same place in the feature map once the input was cropped
+      const clickable = thumb.seen && meta.view === "spatial";
+      const fig = figure(
+        "input",
+        patchable(rgbCanvas(thumb.arr, "nbfeat-thumb")),
+        thumb.seen ? `input as the model sees it${clickable ? " · click a patch" : ""}` : "input (original image)",
+      );
+      fig.dataset.seen = String(thumb.seen);
+      fig.title = thumb.seen ? "The input after the model's resize and crop" : "The original image (the model saw it resized and cropped)";
+      if (clickable) {
+        fig.classList.add("nbfeat-clickable");
+        fig.title += "; click a patch: its cosine similarity here and at the linked layers";
+      }
+      main.append(fig);
+    }
     const pca = reply.arrays.get("pca");
     if (meta.view === "spatial") {
       if (pca) {
-        const fig = figure("pca", rgbCanvas(pca, "nbfeat-pca"), "PCA → RGB · click a patch");
+        const fig = figure("pca", patchable(rgbCanvas(pca, "nbfeat-pca")), "PCA → RGB · click a patch");
         fig.classList.add("nbfeat-clickable");
         fig.title = "Click a patch: its cosine similarity here and at the linked layers";
         main.append(fig);
@@ -309,10 +352,13 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
       else if (action === "top") setState({ channel: -1 });
     }),
     listen(main, "click", (ev) => {
-      const canvas = (ev.target as HTMLElement).closest<HTMLElement>("[data-panel='pca'] canvas");
+      const canvas = (ev.target as HTMLElement).closest<HTMLElement>(
+        "[data-panel='pca'] canvas, .nbfeat-clickable[data-panel='input'] canvas",
+      );
       if (!canvas) return;
-      lastClick = clickFraction(ev, canvas.getBoundingClientRect());
-      void loadSimilarity(lastClick[0], lastClick[1]);
+      // the same fractions on either picture: both span the model's whole input
+      model.set("patch", clickFraction(ev, canvas.getBoundingClientRect()));
+      model.save_changes();
     }),
     listen(stripBox, "click", (ev) => {
       const tile = (ev.target as HTMLElement).closest<HTMLElement>("[data-layer]");
@@ -348,6 +394,7 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
   model.on("change:layers", onData);
   model.on("change:title", onData);
   model.on("change:code", onCode);
+  model.on("change:patch", onPatch);
   fillSelects();
   schedule();
 
@@ -358,6 +405,7 @@ export function renderBrowser(model: AnyModel<BrowserState>, el: HTMLElement): (
     model.off("change:layers", onData);
     model.off("change:title", onData);
     model.off("change:code", onCode);
+    model.off("change:patch", onPatch);
     rpc.dispose();
     root.remove();
   };
@@ -372,6 +420,11 @@ function flash(b: HTMLElement, text: string, back: string): void {
 
 function figure(kind: string, content: HTMLElement, caption: string): HTMLElement {
   return h("figure", { className: "nbfeat-panel", attrs: { "data-panel": kind } }, content, h("figcaption", { text: caption }));
+}
+
+/** A canvas in a box the clicked patch's outline is drawn over (see outlinePatch). */
+function patchable(canvas: HTMLCanvasElement): HTMLElement {
+  return h("span", { className: "nbfeat-patch-wrap" }, canvas);
 }
 
 function rgbCanvas(arr: NdArray, className: string): HTMLCanvasElement {

@@ -33,6 +33,30 @@ export function patchBox(grid: [number, number], patch: [number, number], side: 
   return [x0, y0, Math.max(1, x1 - x0), Math.max(1, y1 - y0)];
 }
 
+/** Outline patch [row, col] of a `grid` over the picture in `fig` (its `.nbfeat-patch-wrap`),
+ * as a box in fractions of the picture: the canvas's own pixels stay as drawn. */
+export function outlinePatch(fig: HTMLElement, grid: [number, number], patch: [number, number]): HTMLElement | null {
+  const wrap = fig.querySelector<HTMLElement>(".nbfeat-patch-wrap");
+  if (!wrap) return null;
+  let box = wrap.querySelector<HTMLElement>(".nbfeat-patch-box");
+  if (!box) {
+    box = h("div", { className: "nbfeat-patch-box", attrs: { "aria-hidden": "true" } });
+    wrap.append(box);
+  }
+  const [gh, gw] = grid;
+  box.style.top = `${(patch[0] / gh) * 100}%`;
+  box.style.left = `${(patch[1] / gw) * 100}%`;
+  box.style.height = `${100 / gh}%`;
+  box.style.width = `${100 / gw}%`;
+  box.dataset.patch = `${patch[0]},${patch[1]}`;
+  return box;
+}
+
+/** Remove every patch outline under `root`. */
+export function clearPatch(root: HTMLElement): void {
+  for (const box of root.querySelectorAll(".nbfeat-patch-box")) box.remove();
+}
+
 /** The similarity row: one heatmap per layer, the clicked patch outlined. */
 export function similarityRow(maps: LinkedMap[], arr: NdArray, current: string): HTMLElement {
   const [n, s] = arr.shape;

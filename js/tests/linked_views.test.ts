@@ -12,8 +12,9 @@ afterEach(() => el.remove());
 
 const u8 = (n: number, v = 5) => new DataView(new Uint8Array(n).fill(v).buffer);
 
-/** Replies as BrowserWidget does for view, strip and similarity requests. */
-function reply(req: any): [any, DataView[]] {
+/** Replies as BrowserWidget does for view, strip and similarity requests; `seen`: the
+ * thumbnail is the input as the model saw it (BackboneSource) or the original (a dataset). */
+function reply(req: any, seen = true): [any, DataView[]] {
   const head = { type: "nbfeat:response", id: req.id, kind: req.kind, ok: true };
   if (req.kind === "strip")
     return [
@@ -54,14 +55,25 @@ function reply(req: any): [any, DataView[]] {
       channel_max: [1],
       n_channels: 4,
       pca_note: "",
+      thumb_seen: req.thumb ? seen : undefined,
       arrays: [
         { name: "channels", dtype: "uint8", shape: [1, 4, 4] },
         { name: "pca", dtype: "uint8", shape: [4, 4, 3] },
+        ...(req.thumb ? [{ name: "thumb", dtype: "uint8", shape: [8, 8, 3] }] : []),
       ],
     },
-    [u8(16), u8(48)],
+    [u8(16), u8(48), ...(req.thumb ? [u8(8 * 8 * 3)] : [])],
   ];
 }
+
+const rect = (canvas: Element, width: number, height: number) => {
+  (canvas as HTMLElement).getBoundingClientRect = () => ({ left: 0, top: 0, width, height }) as DOMRect;
+};
+const click = (canvas: Element, x: number, y: number) =>
+  canvas.dispatchEvent(new MouseEvent("click", { bubbles: true, clientX: x, clientY: y }));
+const settle = async () => {
+  for (let i = 0; i < 4; i++) await tick();
+};
 
 function make() {
   return new FakeModel<BrowserState>({
@@ -125,5 +137,72 @@ describe("linked views", () => {
     await tick();
     await tick();
     expect(m.sent.slice(3).map((r) => r.kind)).toEqual(["view", "strip", "similarity"]);
+  });
+
+  it("a click on the input as the model saw it picks the patch: the `patch` trait, maps, outlines", async () => {
+    const m = make();
+    m.onSend = (req) => m.emit("msg:custom", ...reply(req));
+    renderBrowser(m.asModel(), el);
+    await settle();
+    const input = el.querySelector("[data-panel='input']") as HTMLElement;
+    expect(input.dataset.seen).toBe("true");
+    expect(input.classList.contains("nbfeat-clickable")).toBe(true);
+    expect(input.textContent).toContain("as the model sees it");
+    const canvas = input.querySelector("canvas") as HTMLCanvasElement;
+    rect(canvas, 80, 80);
+    click(canvas, 60, 20);
+    expect(m.state.patch).toEqual([0.25, 0.75]); // synced: Python reads it, the snapshot draws it
+    expect(m.saved).toBe(1);
+    await settle();
+    expect(m.sent.at(-1)).toMatchObject({ kind: "similarity", layer: "layer2", fy: 0.25, fx: 0.75 });
+    // the reply's patch at the shown layer (layer2: [1, 2] of 4x4) outlined on both pictures
+    const boxes = [...el.querySelectorAll<HTMLElement>(".nbfeat-browser-main .nbfeat-patch-box")];
+    expect(boxes.map((b) => b.closest("[data-panel]")?.getAttribute("data-panel"))).toEqual(["input", "pca"]);
+    for (const b of boxes) expect([b.style.top, b.style.left, b.style.height, b.style.width]).toEqual(["25%", "50%", "25%", "25%"]);
+  });
+
+  it("the original image (not what the model saw) is not clickable", async () => {
+    const m = make();
+    m.onSend = (req) => m.emit("msg:custom", ...reply(req, false));
+    renderBrowser(m.asModel(), el);
+    await settle();
+    const input = el.querySelector("[data-panel='input']") as HTMLElement;
+    expect(input.dataset.seen).toBe("false");
+    expect(input.textContent).toContain("original image");
+    const canvas = input.querySelector("canvas") as HTMLCanvasElement;
+    rect(canvas, 80, 80);
+    click(canvas, 60, 20);
+    await settle();
+    expect(m.state.patch).toBeUndefined();
+    expect(m.sent.map((r) => r.kind)).toEqual(["view", "strip"]);
+  });
+
+  it("the patch set from Python shows its maps, [] clears them, and a new view starts with it", async () => {
+    const m = make();
+    m.onSend = (req) => m.emit("msg:custom", ...reply(req));
+    const cleanup = renderBrowser(m.asModel(), el);
+    await settle();
+    m.fromKernel({ patch: [0.5, 0.1] });
+    await settle();
+    expect(m.sent.at(-1)).toMatchObject({ kind: "similarity", fy: 0.5, fx: 0.1 });
+    expect(el.querySelectorAll(".nbfeat-sim-box canvas.nbfeat-sim").length).toBe(2);
+    m.fromKernel({ patch: [] });
+    await settle();
+    expect(el.querySelectorAll(".nbfeat-sim-box canvas").length).toBe(0);
+    expect(el.querySelectorAll(".nbfeat-patch-box").length).toBe(0);
+    // a re-render (a reload, a second view of the same widget) draws the clicked patch again
+    m.fromKernel({ patch: [0.9, 0.9] });
+    await settle();
+    cleanup();
+    expect(m.listenerCount()).toBe(0);
+    const again = document.createElement("div");
+    document.body.append(again);
+    const before = m.sent.length;
+    renderBrowser(m.asModel(), again);
+    await settle();
+    expect(m.sent.slice(before).map((r) => r.kind)).toEqual(["view", "strip", "similarity"]);
+    expect(again.querySelectorAll(".nbfeat-sim-box canvas.nbfeat-sim").length).toBe(2);
+    expect(again.querySelectorAll(".nbfeat-patch-box").length).toBe(2);
+    again.remove();
   });
 });

@@ -23,6 +23,8 @@ from nbfeat.widgets.sources import DatasetSource
 from nbfeat.widgets.views import layer_view, similarity_view, spatial_map, stack_values, strip_view
 
 MAX_LINKED = 16  # layers in the similarity row and the layer strip
+# what the saved picture shows: a change of any redraws it
+SAVED_TRAITS = ("sample", "layer", "channel", "depth", "patch", "linked_layers")
 
 
 class BrowserWidget(NbfeatWidget):
@@ -66,6 +68,13 @@ class BrowserWidget(NbfeatWidget):
     code = traitlets.Unicode("").tag(sync=True)
     """The equivalent Python call for what is shown (the Copy code button copies it)."""
 
+    patch = traitlets.List(traitlets.Float(), default_value=[]).tag(sync=True)
+    """The clicked patch `[fy, fx]`: fractions (0..1) of the height and width of the input as
+    the model saw it (after its resize and crop), so the same place in every spatial layer;
+    [] for none. A click on the input or the PCA map sets it; set it from Python to click.
+    The view shows its cosine-similarity maps at the shown and linked layers; it is kept
+    across layers and samples. Default: []."""
+
     token_hover = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)
     """Text: the characters `[start, end)` of the shown text under the pointer, set by the view
     when a token is hovered ([] before; `[-1, 0]` / `[n, n + 1]` for a token the tokenizer
@@ -102,6 +111,13 @@ class BrowserWidget(NbfeatWidget):
             raise InputError(f"sample must be between 0 and {len(self.samples) - 1}; got {value}.")
         return value
 
+    @traitlets.validate("patch")
+    def _valid_patch(self, proposal: Any) -> list[float]:
+        value = [float(v) for v in proposal["value"]]
+        if value and (len(value) != 2 or not all(0.0 <= v <= 1.0 for v in value)):
+            raise InputError(f"patch is [fy, fx], fractions of the input's height and width in 0..1 (or [] for none); got {value}.")
+        return value
+
     @traitlets.observe("layer", "sample", "depth")
     def _on_shown(self, change: Any) -> None:
         self._update_code()
@@ -123,6 +139,13 @@ class BrowserWidget(NbfeatWidget):
         from nbfeat.widgets.snapshot import browser_png, with_png
 
         return with_png(super()._repr_mimebundle_(**kwargs), lambda: browser_png(self))
+
+    def _ipython_display_(self, **kwargs: Any) -> None:
+        """In a notebook: the widget view, and a picture of it that follows every change (the
+        saved notebook shows the last state; see `nbfeat.widgets.snapshot`)."""
+        from nbfeat.widgets.snapshot import browser_png, saved_view
+
+        saved_view(self, lambda: browser_png(self), [(self, list(SAVED_TRAITS))], "activation browser").show()
 
     def _linked(self, first: str) -> list[str]:
         names = [first] if first else []
@@ -163,8 +186,8 @@ class BrowserWidget(NbfeatWidget):
         return {**meta, "skipped": skipped, "sample": i}, arrays
 
     def snapshot(self) -> Any:
-        """A picture of the current view (`IPython.display.Image`): put it in a cell to keep
-        a later state in the saved notebook (the widget's own picture is its first state)."""
+        """A picture of the current view (`IPython.display.Image`), to keep one state in a cell
+        of its own (the displayed widget's picture follows the view)."""
         from IPython.display import Image
 
         from nbfeat.widgets.snapshot import browser_png
@@ -197,7 +220,8 @@ class BrowserWidget(NbfeatWidget):
         if content.get("thumb") and self.modality == "image":
             thumb = self.source.thumbnail(i)
             if thumb is not None:
-                arrays["thumb"] = thumb
+                # seen: what the model saw (resized and cropped), so a click on it is a patch
+                arrays["thumb"], meta["thumb_seen"] = thumb
         if name == self.layer and i == self.sample:
             self._update_code(probe=True)  # now with this layer's outputs known
         sample_id = self.samples[i]["id"]

@@ -114,17 +114,30 @@ class ComparisonExplorer(ipywidgets.VBox):
                 browser.layer = self.rep_layers[k]
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The widget view plus a PNG of the heatmap and the picked pair (for pages without a kernel)."""
         from nbfeat.widgets.snapshot import with_png
 
         return with_png(super()._repr_mimebundle_(**kwargs), self._png)
 
-    def _png(self) -> bytes:
-        from nbfeat.widgets.snapshot import _figure, _png
+    def _ipython_display_(self, **kwargs: Any) -> None:
+        """In a notebook: the heatmap and the two browsers, and a picture of them that follows
+        every change (the saved notebook shows the last state; see `nbfeat.widgets.snapshot`)."""
+        from nbfeat.widgets.browser import SAVED_TRAITS
+        from nbfeat.widgets.snapshot import saved_view
 
-        fig = _figure(6, 5)
-        ax = fig.add_subplot()
-        self.comparison.plot(ax=ax)
-        return _png(fig)
+        watch = [(self.heatmap, ["picked"]), (self.left, list(SAVED_TRAITS)), (self.right, list(SAVED_TRAITS))]
+        saved_view(self, self._png, watch, "comparison explorer").show()
+
+    def snapshot(self) -> Any:
+        """A picture of the heatmap and the picked pair now (`IPython.display.Image`)."""
+        from IPython.display import Image
+
+        return Image(data=self._png(), format="png")
+
+    def _png(self) -> bytes:
+        from nbfeat.widgets.snapshot import comparison_png
+
+        return comparison_png(self)
 
 
 def compare_view(comparison: Any, data: Any) -> ComparisonExplorer:

@@ -61,9 +61,18 @@ class Explorer(ipywidgets.HBox):
 
         return with_png(super()._repr_mimebundle_(**kwargs), lambda: explorer_png(self))
 
+    def _ipython_display_(self, **kwargs: Any) -> None:
+        """In a notebook: the explorer, and a picture of the tree and the view that follows
+        every change (the saved notebook shows the last state; see `nbfeat.widgets.snapshot`)."""
+        from nbfeat.widgets.browser import SAVED_TRAITS
+        from nbfeat.widgets.snapshot import explorer_png, saved_view
+
+        watch = [(self.tree, ["selected"]), (self.browser, list(SAVED_TRAITS))]
+        saved_view(self, lambda: explorer_png(self), watch, "explorer").show()
+
     def snapshot(self) -> Any:
-        """A picture of the explorer now, tree and view (`IPython.display.Image`): put it in a
-        cell to keep a later state in the saved notebook."""
+        """A picture of the explorer now, tree and view (`IPython.display.Image`), to keep one
+        state in a cell of its own (the displayed explorer's picture follows the view)."""
         from IPython.display import Image
 
         from nbfeat.widgets.snapshot import explorer_png

@@ -155,14 +155,16 @@ class DatasetSource:
                 return Stack(values, labels, modules, name=name)
         return None
 
-    def thumbnail(self, i: int) -> np.ndarray | None:
+    def thumbnail(self, i: int) -> tuple[np.ndarray, bool] | None:
+        """The sample's image file as a small picture, and False: results do not say how the
+        model cropped it, so this is the original image, not what the model saw."""
         path = self._paths[i]
         if not path or self.modality != "image":
             return None
         try:
             from nbfeat.data.images import open_rgb
 
-            return thumbnail(open_rgb(path, 2 * 160))
+            return thumbnail(open_rgb(path, 2 * 160)), False
         except Exception:  # a moved or unreadable file: the view shows no thumbnail
             return None
 
@@ -204,6 +206,7 @@ class BackboneSource:
         self.cache_bytes = int(cache_bytes)
         self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.extractions = 0  # forward runs so far (tests check the cache with it)
+        self._thumbs: dict[int, tuple[np.ndarray, bool]] = {}  # sample -> thumbnail(), drawn once
 
     def samples(self) -> list[dict[str, str]]:
         texts = self.inputs.texts
@@ -321,29 +324,34 @@ class BackboneSource:
         modules = list(json.loads(entry["variables"]["block"].attrs.get("modules", "[]")) or self.bb.nodes["block"])
         return Stack(values, list(modules), modules)
 
-    def thumbnail(self, i: int) -> np.ndarray | None:
-        kind, item = self.inputs.kind, None
+    def thumbnail(self, i: int) -> tuple[np.ndarray, bool] | None:
+        """Input `i` as the model saw it (decoded as the run decodes it, then the source's own
+        preprocess: resize, crop) as a small uint8 (h, w, 3) picture, and True; or the decoded
+        image and False where the preprocess cannot be undone to pixels. A click at fractions
+        (fy, fx) of a True picture is the same place in every spatial feature map."""
+        if self.inputs.kind == "text":
+            return None
+        if i in self._thumbs:
+            return self._thumbs[i]
         try:
-            if kind == "text":
-                return None
-            item = self.inputs.items[i]
-            if kind == "files":
-                from nbfeat.data.images import open_rgb
-
-                return thumbnail(open_rgb(item, 2 * 160))
-            if kind == "tensor":  # model-ready CxHxW floats: stretch to 0..255 for a look
-                x = item.detach().float().cpu().numpy()
+            if self.inputs.kind == "tensor":  # model-ready CxHxW floats: stretch to 0..255 for a look
+                x = self.inputs.items[i].detach().float().cpu().numpy()
                 x = (x - x.min()) / max(float(x.max() - x.min()), 1e-12)
                 x = np.moveaxis(x, 0, -1)
                 rgb = x[..., :3] if x.shape[-1] >= 3 else np.repeat(x[..., :1], 3, -1)
-                return thumbnail((rgb * 255).astype(np.uint8))
-            from nbfeat.data.images import array_to_pil
+                out = (thumbnail((rgb * 255).astype(np.uint8)), True)
+            else:
+                from nbfeat.engine.run import _ImageItems
 
-            if type(item).__module__.startswith("PIL."):
-                return thumbnail(item)
-            return thumbnail(array_to_pil(item.cpu().numpy() if hasattr(item, "cpu") else item))
+                _, img, _ = _ImageItems(self.inputs, None, self.bb.input_size[-1]).decode(i)
+                if img is None:
+                    return None
+                seen = seen_by_model(img, self.bb.preprocess)
+                out = (thumbnail(seen), True) if seen is not None else (thumbnail(img), False)
         except Exception:  # the browser still shows the layer without a thumbnail
             return None
+        self._thumbs[i] = out
+        return out
 
     def variables(self, layers: list[str], probe: bool = True) -> dict[str, Any] | None:
         """`run.variables` of an extraction of `layers`: from the cache, else a one-sample
@@ -377,6 +385,36 @@ class BackboneSource:
         except Exception:  # a layer the model cannot run to: the code is still worth showing
             variables = {}
         return view_code(self.bb, self.raw_inputs, self.inputs, list(layers), layer=layer, sample=sample, depth=depth, pool=self.pool, variables=variables)
+
+
+def seen_by_model(image: Any, preprocess: Any) -> np.ndarray | None:
+    """`image` (RGB PIL) as the model gets it, as uint8 (H, W, 3): the source's own `preprocess`
+    run on it (its resize and crop exactly), its per-channel normalization undone with the same
+    preprocess run on a black and a white image of the same size. None when the preprocess is
+    not a per-channel affine map of the pixels (nothing to undo it with).
+
+    >>> seen_by_model(Image.new("RGB", (300, 200)), bb.preprocess).shape     # doctest: +SKIP
+    (224, 224, 3)
+    """
+    from PIL import Image
+
+    def chw(im: Any) -> np.ndarray:
+        x = preprocess(im)
+        x = x.detach().float().cpu().numpy() if hasattr(x, "detach") else np.asarray(x, dtype=np.float32)
+        return x[0] if x.ndim == 4 and x.shape[0] == 1 else x
+
+    x = chw(image)
+    black, white = chw(Image.new("RGB", image.size, (0, 0, 0))), chw(Image.new("RGB", image.size, (255, 255, 255)))
+    if x.ndim != 3 or x.shape != black.shape or x.shape != white.shape or x.shape[0] not in (1, 3):
+        return None
+    lo, hi = black.reshape(len(x), -1).mean(1), white.reshape(len(x), -1).mean(1)
+    span = hi - lo
+    flat = np.abs(black - lo[:, None, None]).max() + np.abs(white - hi[:, None, None]).max()
+    if np.any(np.abs(span) < 1e-6) or flat > 1e-3 * float(np.abs(span).min()):
+        return None  # not the same affine map at every pixel
+    rgb = np.clip((x - lo[:, None, None]) / span[:, None, None], 0.0, 1.0)
+    rgb = np.moveaxis(np.rint(rgb * 255.0).astype(np.uint8), 0, -1)
+    return np.repeat(rgb, 3, -1) if rgb.shape[-1] == 1 else rgb
 
 
 def _cached_batches(run: Any, cache: Any) -> list[Any]:

@@ -95,6 +95,13 @@ class TreeWidget(NbfeatWidget):
 
         return with_png(super()._repr_mimebundle_(**kwargs), lambda: tree_png(self))
 
+    def _ipython_display_(self, **kwargs: Any) -> None:
+        """In a notebook: the tree, and a picture of it that follows the selection (the saved
+        notebook shows the last state; see `nbfeat.widgets.snapshot`)."""
+        from nbfeat.widgets.snapshot import saved_view, tree_png
+
+        saved_view(self, lambda: tree_png(self), [(self, ["selected"])], "model tree").show()
+
     def snapshot(self) -> Any:
         """A picture of the tree and its selection now (`IPython.display.Image`)."""
         from IPython.display import Image

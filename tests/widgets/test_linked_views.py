@@ -78,3 +78,38 @@ def test_windowed_models_place_patches_from_the_adapters_layout():
     grids = {m["layer"]: m["grid"] for m in reply["maps"]}
     assert grids == {name: [112 // info[name]] * 2 for name in ("layers.1", "layers.2")}
     assert reply["maps"][0]["patch"] == [7, 3]
+
+
+def test_the_input_shown_is_what_the_model_saw_so_a_click_on_it_picks_the_patch_under_it():
+    import timm
+    from PIL import Image
+    from timm.data import create_transform, resolve_data_config
+
+    vit = nbfeat.load("timm:vit_tiny_patch16_224", pretrained=False, device="cpu", model_kwargs={"img_size": 64})
+    ref = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=64)
+    config = resolve_data_config({"input_size": (3, 64, 64)}, model=ref)
+    transform = create_transform(**config)  # timm's own eval transform: resize 71, centre crop 64
+    # a wide image (150 x 60) with a white block right of the centre; the crop keeps the middle
+    img = np.zeros((60, 150, 3), dtype=np.uint8)
+    img[5:30, 80:110] = 255
+    w = nbfeat.browse(vit, [img], layer="blocks.2")
+    reply, buffers = w.handle_request({"id": 1, "kind": "view", "sample": 0, "layer": "blocks.2", "thumb": True})
+    assert reply["ok"] and reply["thumb_seen"] is True
+    thumb = _decode(reply, buffers, "thumb")
+    x = transform(Image.fromarray(img)).numpy()
+    want = np.moveaxis(x * np.asarray(config["std"])[:, None, None] + np.asarray(config["mean"])[:, None, None], 0, -1)
+    want = np.clip(np.rint(want * 255), 0, 255).astype(np.uint8)
+    assert thumb.shape == want.shape == (64, 64, 3)
+    assert np.abs(thumb.astype(int) - want.astype(int)).max() <= 1
+    # a click on the middle of the white block in the picture shown...
+    ys, xs = np.nonzero(thumb[..., 0] > 200)
+    fy, fx = (ys.mean() + 0.5) / 64, (xs.mean() + 0.5) / 64
+    w.patch = [fy, fx]
+    reply, _ = w.handle_request({"id": 2, "kind": "similarity", "sample": 0, "layer": "blocks.2", "fy": fy, "fx": fx})
+    row, col = reply["maps"][0]["patch"]
+    grid = ref.patch_embed.patch_size  # 16 px, timm's own
+    # ...picks the patch that holds most of the block in the model's own input
+    white = (want[..., 0] > 200).reshape(64 // grid[0], grid[0], 64 // grid[1], grid[1]).sum(axis=(1, 3))
+    assert (row, col) == np.unravel_index(np.argmax(white), white.shape) and white[row, col] > 0.9 * grid[0] * grid[1]
+    # while the same fractions of the original image fall off the block (the crop cut its sides)
+    assert img[int(fy * 60), int(fx * 150)].max() == 0

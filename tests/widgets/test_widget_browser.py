@@ -49,9 +49,9 @@ def test_spatial_view_values_and_sizes(resnet, pictures, reference, monkeypatch)
     assert {k: (v.dtype.name, v.shape) for k, v in got.items()} == {
         "channels": ("uint8", (5, 28, 28)),
         "pca": ("uint8", (28, 28, 3)),
-        "thumb": ("uint8", (64, 72, 3)),  # the input, at its own size (under 160 px)
+        "thumb": ("uint8", (160, 160, 3)),  # the 224x224 input the model saw, at most 160 px
     }
-    assert sum(len(b) for b in buffers) == 5 * 28 * 28 + 28 * 28 * 3 + 64 * 72 * 3
+    assert sum(len(b) for b in buffers) == 5 * 28 * 28 + 28 * 28 * 3 + 160 * 160 * 3
     fmap = values(reference, "layer2")[1]  # (128, 28, 28)
     top = np.argsort(-np.abs(fmap).mean(axis=(1, 2)), kind="stable")[:5]
     assert reply["channels"] == top.tolist()
@@ -59,7 +59,24 @@ def test_spatial_view_values_and_sizes(resnet, pictures, reference, monkeypatch)
     np.testing.assert_allclose(got["channels"].astype(int), want.astype(int), atol=1)
     np.testing.assert_allclose(reply["channel_max"], hi.reshape(-1), rtol=1e-5)
     np.testing.assert_array_equal(got["pca"], pca_rgb(np.moveaxis(fmap, 0, -1)))
-    np.testing.assert_array_equal(got["thumb"], pictures[1])
+    # the input as the model saw it: torchvision's own ResNet18 preset (resize 256, crop 224)
+    # on the 64x72 picture, not the picture itself
+    from PIL import Image
+    from torchvision.models import ResNet18_Weights
+
+    preset = ResNet18_Weights.IMAGENET1K_V1.transforms()
+    seen = Image.fromarray(pictures[1]).resize(_resized(pictures[1].shape[:2], preset.resize_size[0])[::-1], Image.BILINEAR)
+    top_, left = ((np.asarray(seen.size[::-1]) - preset.crop_size[0]) / 2).round().astype(int)
+    seen = seen.crop((left, top_, left + preset.crop_size[0], top_ + preset.crop_size[0]))
+    seen.thumbnail((160, 160))
+    assert reply["thumb_seen"] is True
+    assert np.abs(got["thumb"].astype(int) - np.asarray(seen, dtype=int)).max() <= 2
+
+
+def _resized(hw, short):
+    """(h, w) after torchvision's Resize(short): the shorter side becomes `short`."""
+    h, w = hw
+    return (short, int(short * w / h)) if h <= w else (int(short * h / w), short)
 
 
 def test_one_channel_large_maps_are_downsampled(resnet, pictures, reference, monkeypatch):
@@ -167,6 +184,7 @@ def test_browse_a_datatree_with_files(tmp_path, monkeypatch):
     # ViT tokens on their 4x4 patch grid, class token dropped
     tokens = values(dt, vit.blocks[-1])[1]
     assert got["pca"].shape == (4, 4, 3) and got["thumb"].shape == (48, 48, 3)
+    assert reply["thumb_seen"] is False  # results do not say how the model cropped: the original file
     np.testing.assert_array_equal(got["pca"].reshape(16, 3), pca_rgb(tokens[1:]))
 
 

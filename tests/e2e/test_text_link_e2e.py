@@ -115,7 +115,7 @@ def test_hover_links_tokens_of_two_tokenizers(lab, chromium):
         lines = traj.locator("polyline")
         expect(lines).to_have_count(len(want))
         points = [p.split(",") for p in lines.first.get_attribute("points").split()]
-        assert len(points) == 2 and len({y for _, y in points}) >= 1  # one point per block
+        assert len(points) == 2  # one point per block of the tiny BERT
         assert right.locator(".nbfeat-token.nbfeat-linked").first.evaluate("e => getComputedStyle(e).outlineStyle") == "dashed"
         expect(left.locator(".nbfeat-trajectory")).to_have_attribute("data-token", str(hovered))
         expect(left.locator(".nbfeat-token.nbfeat-linked")).to_have_count(0)

@@ -159,3 +159,30 @@ def test_comparison_of_two_text_models_links_its_two_browsers(models):
     assert got["spans"].tolist() == hf_spans(root / "gpt2", TEXTS[1])
     reply, got = view(ex.right, 1)
     assert reply["tokens"][0] == "[CLS]" and got["spans"].tolist() == hf_spans(root / "bert", TEXTS[1])
+
+
+def test_spans_from_pieces_by_hand():
+    from nbfeat.widgets.spans import piece_spans
+
+    # BERT: added tokens at both ends; spaces before a word go with it and are left out
+    assert piece_spans("a  b ", ["[CLS]", "a", "  b ", "[SEP]"]).tolist() == [[-1, 0], [0, 1], [3, 4], [5, 6]]
+    # byte-level BPE: "é" split over two tokens, the second "" -> both the whole character
+    assert piece_spans("xé y", ["x", "é", "", " y"]).tolist() == [[0, 1], [1, 2], [1, 2], [3, 4]]
+    # a whitespace-only token keeps its whitespace
+    assert piece_spans("a\n\nb", ["a", "\n", "\n", "b"]).tolist() == [[0, 1], [1, 2], [2, 3], [3, 4]]
+    # the text itself starting with an added token's string: the longest reading of the text wins
+    assert piece_spans("[CLS] x", ["[CLS]", "[CLS]", " x", "[SEP]"]).tolist() == [[-1, 0], [0, 5], [6, 7], [7, 8]]
+    # pieces that do not join back to the text (decode([id]) of a tokenizer without offsets)
+    assert piece_spans("running", ["[CLS]", "run", "##ning", "[SEP]"]) is None
+    # a prefix only where the text was cut
+    assert piece_spans("a b c", ["a", " b"]) is None
+    assert piece_spans("a b c", ["a", " b"], truncated=True).tolist() == [[0, 1], [2, 3]]
+
+
+def test_one_models_results_with_several_variables_carry_spans(models):
+    gpt, _, root = models
+    dt = gpt.extract(TEXTS[:3], layers=["h.0.mlp", "h.1"], nodes=["block"], progress=False)
+    w = nbfeat.browse(dt, layer="h.0.mlp")
+    for i, text in enumerate(TEXTS[:3]):
+        reply, got = view(w, i)
+        assert got["spans"].tolist() == hf_spans(root / "gpt2", text)

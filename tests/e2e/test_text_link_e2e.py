@@ -9,7 +9,8 @@ with `nbfeat.load("hf:" + dir)`) and shows `browse_pair([gpt, bert], texts)`. In
   whose characters overlap it (expected from the tokenizers' own offset_mapping, read here) and
   draws one trajectory per linked token;
 - hover BERT's [CLS] in the right browser: no GPT-2 token is linked (GPT-2 adds none);
-- the hover reached the kernel in both widgets (the jslink ran in the page).
+- the other browser is outlined within the hover event itself (the jslink runs in the page; no
+  kernel round trip), and the hover reached the kernel in both widgets too.
 
 The screenshot is kept under $NBFEAT_ARTIFACTS (default tests/artifacts/).
 """
@@ -45,6 +46,19 @@ texts = {TEXTS!r}""",
     "pair = browse_pair([gpt, bert], texts)\npair",
     'print("HOVER", pair.left.token_hover, pair.right.token_hover)',
 ]
+
+
+# hover a left chip (after another, so the hover changes) and read the right browser at once
+SYNC_HOVER = """i => {
+  const [left, right] = document.querySelectorAll('.nbfeat-browser-pair .nbfeat-browser');
+  const chips = left.querySelectorAll('.nbfeat-token');
+  chips[i === 0 ? 1 : 0].dispatchEvent(new MouseEvent('mouseenter'));
+  const t0 = performance.now();
+  chips[i].dispatchEvent(new MouseEvent('mouseenter'));
+  const ms = performance.now() - t0;
+  const linked = [...right.querySelectorAll('.nbfeat-token.nbfeat-linked')].map(e => Number(e.dataset.token));
+  return {ms, linked};
+}"""
 
 
 def _notebook(cells: list[str]) -> dict:
@@ -121,6 +135,12 @@ def test_hover_links_tokens_of_two_tokenizers(lab, chromium):
         expect(left.locator(".nbfeat-token.nbfeat-linked")).to_have_count(0)
         page.locator(".nbfeat-browser-pair").screenshot(path=str(ARTIFACTS / "text_link_hover.png"))
         rerun_cell(page, 2, f"HOVER {span} {span}")  # the kernel has it too, in both widgets
+
+        # in the page, in the same task: the other browser is outlined before the hover event
+        # returns (no message to the kernel is waited for)
+        sync = page.evaluate(SYNC_HOVER, hovered)
+        assert sync["linked"] == want, sync
+        print(f"hover to linked outline, in the page: {sync['ms']:.2f} ms")
 
         # the other way: BERT's [CLS] has no partner in GPT-2, which adds no token
         rchips.nth(0).hover()

@@ -68,6 +68,21 @@ class BrowserPair(ipywidgets.HBox):
 
         return with_png(super()._repr_mimebundle_(**kwargs), self._png)
 
+    def _ipython_display_(self, **kwargs: Any) -> None:
+        """In a notebook: the two browsers, and a picture of them that follows every change
+        (the saved notebook shows the last state; see `nbfeat.widgets.snapshot`)."""
+        from nbfeat.widgets.browser import SAVED_TRAITS
+        from nbfeat.widgets.snapshot import saved_view
+
+        watch = [(self.left, list(SAVED_TRAITS)), (self.right, list(SAVED_TRAITS))]
+        saved_view(self, self._png, watch, "two browsers").show()
+
+    def snapshot(self) -> Any:
+        """A picture of both browsers now (`IPython.display.Image`)."""
+        from IPython.display import Image
+
+        return Image(data=self._png(), format="png")
+
     def _png(self) -> bytes:
         """Both browsers' pictures (`snapshot.browser_png`) side by side."""
         import io

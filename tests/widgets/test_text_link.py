@@ -186,3 +186,26 @@ def test_one_models_results_with_several_variables_carry_spans(models):
     for i, text in enumerate(TEXTS[:3]):
         reply, got = view(w, i)
         assert got["spans"].tolist() == hf_spans(root / "gpt2", text)
+
+
+def test_the_pair_shows_a_picture_that_follows_it(models):
+    import base64
+    import io
+
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.display import display
+    from IPython.utils.capture import capture_output
+    from PIL import Image
+
+    InteractiveShell.instance()
+    gpt, bert, _ = models
+    pair = browse_pair([gpt, bert], [TEXTS[0], TEXTS[3]])
+    with capture_output() as cap:
+        display(pair)
+        pair.left.sample = 1  # both move; the picture is drawn again
+    view = "application/vnd.jupyter.widget-view+json"
+    assert cap.outputs[0].data[view]["model_id"] == pair.model_id
+    pictures = [base64.b64decode(o.data["image/png"]) for o in cap.outputs[1:]]
+    assert len(pictures) == 2 and cap.outputs[-1].update and pictures[-1] == pair.snapshot().data
+    left, both = (np.asarray(Image.open(io.BytesIO(p))) for p in (pair.left.snapshot().data, pictures[-1]))
+    assert both.shape[1] > 1.5 * left.shape[1]  # the two browsers side by side

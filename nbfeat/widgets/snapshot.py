@@ -136,6 +136,8 @@ def _browser_rows(browser: Any) -> tuple[str, list[tuple[str, list[Panel]]]]:
             rows.append(("", [(f"{meta.get('stack_value', '')} per token and layer", np.asarray(arrays["stack"], dtype=np.float32), "wide", meta)]))
         rows.append(("", [("top channels by token", arrays["channels"], "wide", meta)]))
     else:
+        if "thumb" in arrays:  # an image model's pooled output: the input is still on screen
+            rows.append(("", [("input as the model sees it" if meta.get("thumb_seen") else "input (original image)", arrays["thumb"], "rgb", None)]))
         rows.append(("", [("largest values", np.asarray(arrays["values"], dtype=np.float32), "bars", meta)]))
     return f"{browser.title} · {meta['info']}", rows
 
@@ -163,7 +165,7 @@ def _draw_wide(ax: Any, title: str, arr: np.ndarray, kind: str, meta: dict[str, 
         ax.set_yticks(range(len(arr)), [f"ch {c}" for c in meta["channels"][: len(arr)]], fontsize=6)
         ax.invert_yaxis()
     else:
-        ax.imshow(arr, aspect="auto", cmap="magma", interpolation="nearest")
+        ax.imshow(arr, aspect="auto", cmap="viridis", interpolation="nearest")
         tokens = meta.get("tokens") or []
         if tokens and len(tokens) == arr.shape[1] and len(tokens) <= 40:
             ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=6)
@@ -205,7 +207,7 @@ def _draw_browser(fig: Any, left_in: float, heading: str, rows: list[tuple[str, 
             fig.text((left_in + 0.1) / fw, 1 - (top + 0.08) / fh, caption, fontsize=7.5, color="#555555", va="center")
         for c, (title, arr, kind, outline) in enumerate(panels):
             ax = axes(left_in + 0.1 + c * CELL_IN, top + 0.36, CELL_IN - 0.12, SMALL_IN - 0.42)
-            ax.imshow(arr, cmap=None if kind == "rgb" else "magma", interpolation="nearest")
+            ax.imshow(arr, cmap=None if kind == "rgb" else "viridis", interpolation="nearest")
             if outline is not None:
                 _outline(ax, arr.shape, outline)
             ax.set_title(title, fontsize=6.5, pad=2)
@@ -247,10 +249,10 @@ def explorer_png(explorer: Any) -> bytes:
 def comparison_png(explorer: Any) -> bytes:
     """The comparison explorer: the heatmap, and both browsers' views once a cell is picked."""
     parts = [_browser_rows(b) for b in (explorer.left, explorer.right)] if explorer.heatmap.picked else []
-    side = 5.0  # the heatmap's width and height, inches
-    fig = _figure(side + 0.4 + BROWSER_IN * len(parts), max([side + 0.4] + [_browser_height(rows) for _, rows in parts]), layout=None)
+    side, label = 6.4, 2.4  # the heatmap's room and its labels' (model/layer names), inches
+    fig = _figure(side + 0.4 + BROWSER_IN * len(parts), max([side] + [_browser_height(rows) for _, rows in parts]), layout=None)
     fw, fh = fig.get_size_inches()
-    ax = fig.add_axes((0.9 / fw, 1 - (side - 0.2) / fh, (side - 1.2) / fw, (side - 1.2) / fh))
+    ax = fig.add_axes((label / fw, 1 - (side - label + 0.5) / fh, (side - label) / fw, (side - label) / fh))
     explorer.comparison.plot(ax=ax)
     if explorer.heatmap.picked:
         from matplotlib.patches import Rectangle

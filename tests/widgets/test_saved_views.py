@@ -165,6 +165,16 @@ def test_updates_are_sent_as_part_of_the_cell_that_displayed_the_widget(shell, r
     assert [(h["msg_id"], up) for h, up in seen] == [("cell-1", False), ("cell-1", False), ("cell-1", True)]
 
 
+def test_pooled_and_text_views_draw_too(resnet, pictures, tmp_path):
+    from nbfeat.examples import SENTENCES, save_tiny_gpt2
+
+    w = nbfeat.browse(resnet, pictures, layer="fc")  # a vector: the input and the largest values
+    assert len(np.unique(_pixels(snapshot.browser_png(w)).reshape(-1, 3), axis=0)) > 20
+    gpt2 = nbfeat.load("hf:" + str(save_tiny_gpt2(tmp_path / "gpt2")), device="cpu")
+    t = nbfeat.browse(gpt2, SENTENCES[:2])  # tokens: the token-by-layer stack and the channels
+    assert len(np.unique(_pixels(snapshot.browser_png(t)).reshape(-1, 3), axis=0)) > 20
+
+
 def test_bad_patch_values_are_refused(resnet, pictures):
     w = nbfeat.browse(resnet, pictures, layer="layer1")
     w.patch = [0, 1]

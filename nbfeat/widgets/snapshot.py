@@ -8,8 +8,9 @@ and nbviewer show it) shows the last state without a kernel.
 
 The picture is a separate output on purpose: JupyterLab answers an `update_display_data` for
 an output holding a widget view by rendering a new view (@jupyter-widgets/jupyterlab-manager's
-`WidgetRenderer.renderModel`: "Loading widget...", then `create_view`), which would throw the
-live view away at every click. The picture's output also carries a widget view of no model
+`WidgetRenderer.renderModel`: "Loading widget...", then `create_view`; seen in JupyterLab 4.6
+with jupyterlab-manager 5.0: the old view's element is gone), which would throw the live view
+and its state away at every click. The picture's output also carries a widget view of no model
 (`model_id: ""`), which that renderer shows as nothing (it hides itself), so a live notebook
 shows the widget once; nbconvert drops a widget view without saved state and shows the PNG.
 
@@ -380,8 +381,10 @@ def _parent_header() -> dict[str, Any]:
 
 
 class _as_child_of:
-    """Publish as part of `parent` (the displaying cell's request), not of the widget message
-    being handled: a front end puts a cell's outputs by the request they answer."""
+    """Publish as part of `parent` (the displaying cell's request) rather than of the widget
+    message being handled: a front end routes outputs by the request they answer, and outputs
+    answering a widget message are that widget's traffic (JupyterLab's widget manager sends
+    the ones it does not handle to its log console), not a cell's."""
 
     def __init__(self, parent: dict[str, Any]):
         self.parent, self.token, self.old = parent, None, None

@@ -113,3 +113,22 @@ def test_the_input_shown_is_what_the_model_saw_so_a_click_on_it_picks_the_patch_
     assert (row, col) == np.unravel_index(np.argmax(white), white.shape) and white[row, col] > 0.9 * grid[0] * grid[1]
     # while the same fractions of the original image fall off the block (the crop cut its sides)
     assert img[int(fy * 60), int(fx * 150)].max() == 0
+
+
+def test_a_hugging_face_image_processor_crops_the_input_shown(tmp_path):
+    from PIL import Image
+    from transformers import AutoImageProcessor
+
+    from nbfeat.examples import save_tiny_dinov2
+
+    path = save_tiny_dinov2(tmp_path / "dinov2")  # BitImageProcessor: shortest edge 32, crop 28
+    vit = nbfeat.load("hf:" + str(path), device="cpu")
+    img = np.random.default_rng(3).integers(0, 255, (40, 90, 3), dtype=np.uint8)  # wide
+    w = nbfeat.browse(vit, [img], layer=vit.blocks[-1])
+    reply, buffers = w.handle_request({"id": 1, "kind": "view", "sample": 0, "layer": vit.blocks[-1], "thumb": True})
+    assert reply["ok"] and reply["thumb_seen"] is True
+    # the repository's own processor, without its normalization: what the model saw, in 0..1
+    want = AutoImageProcessor.from_pretrained(path)(images=Image.fromarray(img), do_normalize=False, return_tensors="np")["pixel_values"][0]
+    want = np.rint(np.moveaxis(want, 0, -1) * 255).astype(int)
+    assert want.shape == (28, 28, 3)
+    assert np.abs(_decode(reply, buffers, "thumb").astype(int) - want).max() <= 1

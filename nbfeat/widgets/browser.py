@@ -1,13 +1,18 @@
 """The activation browser widget: one sample, one layer, on screen.
 
-For image layers it shows the input, a PCA-to-RGB map of the spatial features and the most
-active channels as heatmaps; for text, tokens coloured by PCA, a token-by-layer heatmap
+For image layers it shows the input as the model saw it (resized and cropped), a PCA-to-RGB
+map of the spatial features and the most active channels as heatmaps, and for a clicked patch
+its similarity maps across layers; for text, tokens coloured by PCA, a token-by-layer heatmap
 (hover a token for its trajectory across layers) and the most active channels by token.
 The view asks for each picture when it needs it; arrays travel as binary buffers.
 
 >>> w = nbfeat.browse(ds)                                  # doctest: +SKIP
 >>> w = nbfeat.browse(bb, "images/", layer="layer3")       # doctest: +SKIP
 >>> w.sample, w.layer = 2, "layer4"                        # doctest: +SKIP
+>>> w.patch = [0.25, 0.5]                                  # doctest: +SKIP
+
+Displayed in a notebook, the widget comes with a picture of its view that follows every change
+(`nbfeat.widgets.snapshot`): a saved notebook shows the last state without a kernel.
 """
 
 from __future__ import annotations
@@ -77,8 +82,8 @@ class BrowserWidget(NbfeatWidget):
 
     token_hover = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)
     """Text: the characters `[start, end)` of the shown text under the pointer, set by the view
-    when a token is hovered ([] before; `[-1, 0]` / `[n, n + 1]` for a token the tokenizer
-    added before / after the text, see `nbfeat.widgets.spans`). `nbfeat.browse([a, b], texts)`
+    when a token is hovered ([] before; `[-1, 0]` / `[2**30, 2**30 + 1]` for a token the
+    tokenizer added before / after the text, see `nbfeat.widgets.spans`). `nbfeat.browse([a, b], texts)`
     and `nbfeat.explore(cmp, data)` link it between their two browsers in the front end
     (`ipywidgets.jslink`): the other browser outlines every token whose span overlaps and
     draws their trajectories, with no kernel round trip per hover."""

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 MAX_ROWS = 28  # tree rows in the picture
-N_CHANNELS = 8  # channel heatmaps in the picture
+N_CHANNELS = 16  # at most this many channel heatmaps in the picture (the view shows n_top)
 N_COLS = 8  # pictures per row of the browser's panel grid
 DELAY_S = 1.0  # quiet time after the last change before the picture is redrawn
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -79,7 +79,7 @@ def _view(browser: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
         return None
     try:
         return browser._request_view(
-            {"sample": browser.sample, "layer": browser.layer, "channel": browser.channel, "depth": browser.depth, "k": N_CHANNELS, "thumb": True}
+            {"sample": browser.sample, "layer": browser.layer, "channel": browser.channel, "depth": browser.depth, "k": min(browser.n_top, N_CHANNELS), "thumb": True}
         )
     except Exception:  # the view shows the error; the picture shows the title only
         return None
@@ -131,7 +131,7 @@ def _browser_rows(browser: Any) -> tuple[str, list[tuple[str, list[Panel]]]]:
         strip = _linked(browser, "strip")
         if strip is not None:
             rows.append(("layer strip: PCA → RGB at each linked layer", [(m["layer"], strip[1]["strip"][k], "rgb", None) for k, m in enumerate(strip[0]["strip"])]))
-        rows.append(("most active channels", [(f"ch {c}", arrays["channels"][i], "heat", None) for i, c in enumerate(meta["channels"][:N_CHANNELS])]))
+        rows.append(("most active channels", [(f"ch {c}", arrays["channels"][i], "heat", None) for i, c in enumerate(meta["channels"])]))
     elif meta["view"] == "tokens":
         if "stack" in arrays:
             rows.append(("", [(f"{meta.get('stack_value', '')} per token and layer", np.asarray(arrays["stack"], dtype=np.float32), "wide", meta)]))

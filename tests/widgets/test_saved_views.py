@@ -92,6 +92,17 @@ def test_a_displayed_explorer_keeps_its_picture_at_the_last_state(shell, resnet,
     assert ex.__dict__["_nbfeat_saved"].updates == len(updates)
 
 
+def test_every_display_of_a_widget_follows_it(shell, resnet, pictures):
+    tree = resnet.tree()
+    with capture_output() as cap:
+        display(tree)
+        display(tree)  # shown again (another cell): two pictures, both kept current
+        tree.selected = ["layer4"]
+    ids = [o.transient["display_id"] for o in cap.outputs if o.transient]
+    assert len(set(ids)) == 2 and [o.update for o in cap.outputs if o.transient] == [False, False, True, True]
+    assert base64.b64decode(cap.outputs[-1].data["image/png"]) == tree.snapshot().data
+
+
 def test_a_burst_of_changes_redraws_the_picture_once(shell, resnet, pictures, monkeypatch):
     monkeypatch.setattr(snapshot, "DELAY_S", 0.05)
     w = nbfeat.browse(resnet, pictures, layer="layer1")

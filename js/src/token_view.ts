@@ -3,7 +3,7 @@
 //
 // Two browsers side by side (two models on the same texts) are linked by the hovered token's
 // characters: the reply's `spans` (int32 (T, 2)) hold each token's [start, end) in the text
-// (nbfeat/widgets/spans.py: added tokens are [-1, 0) before the text, [n, n + 1) after it).
+// (nbfeat/widgets/spans.py: added tokens are [-1, 0) before the text, [2**30, 2**30 + 1) after it).
 // Hovering publishes the token's span in the synced `token_hover` trait; ipywidgets.jslink
 // copies it to the other browser's model in the page, whose view outlines every token whose
 // span overlaps and draws their trajectories. Tokenizers split differently, so tokens are
@@ -16,6 +16,8 @@ import { finiteRange, paintHeat, toBytes } from "./colormap";
 import { fmt, h } from "./dom";
 import type { Reply } from "./rpc";
 
+/** The start of the span of a token added after the text (before it: -1). */
+export const AFTER = 2 ** 30;
 export const MAX_LINES = 8; // trajectories drawn for the linked tokens (more are listed)
 const PALETTE = ["var(--nbfeat-accent, #1976d2)", "#e65100", "#2e7d32", "#6a1b9a", "#c62828", "#00838f", "#5d4037", "#ad1457"];
 
@@ -219,7 +221,12 @@ export function stackView(
     shown = -1;
     delete traj.dataset.token;
     traj.dataset.linked = cols.join(",");
-    const where = span[0] < 0 ? "the token added before the text" : `characters ${span[0]}–${span[1]}`;
+    const where =
+      span[0] < 0
+        ? "the token added before the text"
+        : span[0] >= AFTER
+          ? "the token added after the text"
+          : `characters ${span[0]}–${span[1]}`;
     if (!cols.length) {
       traj.replaceChildren(h("div", { className: "nbfeat-caption", text: `linked: no token of this model overlaps ${where}` }));
       return;

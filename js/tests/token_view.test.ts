@@ -5,11 +5,11 @@ import { FakeModel, tick } from "./fake_model";
 
 // "I know café": GPT-2-like byte-level BPE (é split over two byte tokens, the second "") and
 // BERT-like WordPiece ([CLS] ... [SEP], "kn" "##ow"), spans as nbfeat/widgets/spans.py gives them
-const TEXT_LEN = 11;
+const AFTER = 2 ** 30; // where tokens added after the text are (spans.py)
 const GPT = { tokens: ["I", " know", " caf", "é", ""], spans: [0, 1, 2, 6, 7, 10, 10, 11, 10, 11] };
 const BERT = {
   tokens: ["[CLS]", "I", " kn", "ow", " ca", "fé", "[SEP]"],
-  spans: [-1, 0, 0, 1, 2, 4, 4, 6, 7, 9, 9, 11, TEXT_LEN, TEXT_LEN + 1],
+  spans: [-1, 0, 0, 1, 2, 4, 4, 6, 7, 9, 9, 11, AFTER, AFTER + 1],
 };
 const L = 3;
 
@@ -132,9 +132,9 @@ describe("overlapping: tokens linked by characters", () => {
 
   it("added tokens link to the other's added token at the same end, or to nothing", () => {
     expect(overlapping(BERT.spans, [-1, 0])).toEqual([0]);
-    expect(overlapping(BERT.spans, [TEXT_LEN, TEXT_LEN + 1])).toEqual([6]);
+    expect(overlapping(BERT.spans, [AFTER, AFTER + 1])).toEqual([6]);
     expect(overlapping(GPT.spans, [-1, 0])).toEqual([]); // GPT-2 adds nothing
-    expect(overlapping(GPT.spans, [TEXT_LEN, TEXT_LEN + 1])).toEqual([]);
+    expect(overlapping(GPT.spans, [AFTER, AFTER + 1])).toEqual([]);
   });
 
   it("empty spans and no span link nothing; half-open ends do not touch", () => {
@@ -210,6 +210,7 @@ describe("two browsers linked by the hovered token's characters", () => {
     expect(a.querySelector(".nbfeat-trajectory")?.textContent).toContain("no token of this model overlaps the token added before the text");
     hover(b, 6); // [SEP]
     expect(linked(a)).toEqual([]);
+    expect(a.querySelector(".nbfeat-trajectory")?.textContent).toContain("overlaps the token added after the text");
   });
 
   it("the link survives a re-render of the linked browser (another layer)", async () => {

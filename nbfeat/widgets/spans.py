@@ -9,17 +9,17 @@ characters (Python string positions) of the sample's `text`:
   `" sky"` is `sky`); a token that is whitespace only keeps its whitespace (a newline token);
 - a later byte of a character byte-level BPE splits over several tokens (`token_text` "",
   see `nbfeat.engine.tokens`): that whole character, like the token that began it;
-- a token the tokenizer added: `[-1, 0)` before the text (`[CLS]`, `<s>`,
-  `<|begin_of_text|>`) or `[n, n + 1)` after it (`[SEP]`, `</s>`), n the text's length.
-  Overlap then links an added token to the other model's added token at the same end, or to
-  nothing.
+- a token the tokenizer added: `BEFORE` = `[-1, 0)` before the text (`[CLS]`, `<s>`,
+  `<|begin_of_text|>`) or `AFTER` = `[2**30, 2**30 + 1)` after it (`[SEP]`, `</s>`, also
+  when the text was cut at the context): places outside any text, one for each end. Overlap
+  then links an added token to the other model's added token at the same end, or to nothing.
 
 Two spans are linked when they overlap: `a0 < b1 and b0 < a1`.
 
 >>> piece_spans("I know", ["[CLS]", "I", " know", "[SEP]"]).tolist()
-[[-1, 0], [0, 1], [2, 6], [6, 7]]
+[[-1, 0], [0, 1], [2, 6], [1073741824, 1073741825]]
 >>> offset_spans("I know", [(0, 0), (0, 1), (2, 6), (0, 0)], [1, 0, 0, 1]).tolist()
-[[-1, 0], [0, 1], [2, 6], [6, 7]]
+[[-1, 0], [0, 1], [2, 6], [1073741824, 1073741825]]
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from collections.abc import Sequence
 import numpy as np
 
 MAX_ADDED = 4  # tokens a tokenizer adds at one end of a text (BERT 1, Llama 1, pairs 2)
+BEFORE = (-1, 0)  # the span of a token added before the text
+AFTER = (2**30, 2**30 + 1)  # ... and after it: past any text, within int32 (js/src/token_view.ts)
 
 
 def _trim(text: str, a: int, b: int) -> tuple[int, int]:
@@ -67,13 +69,13 @@ def piece_spans(text: str, pieces: Sequence[str], truncated: bool = False) -> np
     if trail > MAX_ADDED or any(not p for p in pieces[stop:]) or (matched < len(text) and not truncated):
         return None
     out = np.zeros((n, 2), dtype=np.int32)
-    out[:lead] = (-1, 0)
+    out[:lead] = BEFORE
     pos = 0
     for j in range(lead, stop):
         p = pieces[j]
         out[j] = _trim(text, pos, pos + len(p)) if p else (pos - 1, pos)
         pos += len(p)
-    out[stop:] = (len(text), len(text) + 1)
+    out[stop:] = AFTER
     return out
 
 
@@ -86,7 +88,7 @@ def offset_spans(text: str, offsets: Sequence[tuple[int, int]], special: Sequenc
     for j, ((a, b), sp) in enumerate(zip(offsets, special)):
         a, b = int(a), int(b)
         if sp and a == b:
-            out[j] = (len(text), len(text) + 1) if seen_text else (-1, 0)
+            out[j] = AFTER if seen_text else BEFORE
             continue
         seen_text = True
         out[j] = _trim(text, a, b)

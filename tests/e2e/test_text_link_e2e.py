@@ -72,14 +72,14 @@ def _notebook(cells: list[str]) -> dict:
 
 def _offsets(path, text: str) -> list[list[int]]:
     """Each token's characters from the tokenizer's own offset_mapping (whitespace trimmed;
-    added tokens before the text at [-1, 0))."""
+    added tokens before the text at [-1, 0), after it at [2**30, 2**30 + 1))."""
     from transformers import AutoTokenizer
 
     enc = AutoTokenizer.from_pretrained(path)(text, return_offsets_mapping=True, return_special_tokens_mask=True)
     out, seen = [], False
     for (a, b), special in zip(enc["offset_mapping"], enc["special_tokens_mask"]):
         if special and a == b:
-            out.append([len(text), len(text) + 1] if seen else [-1, 0])
+            out.append([2**30, 2**30 + 1] if seen else [-1, 0])
             continue
         seen = True
         piece = text[a:b]

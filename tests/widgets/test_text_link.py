@@ -47,7 +47,7 @@ def models(tmp_path_factory):
 def hf_spans(path, text, **kw):
     """Each token's characters from the tokenizer's own offset_mapping: whitespace around a
     token trimmed (a whitespace-only token keeps it), tokens it added at [-1, 0) before the
-    text and [n, n + 1) after it."""
+    text and [2**30, 2**30 + 1) after it."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(path)
@@ -55,7 +55,7 @@ def hf_spans(path, text, **kw):
     out, seen = [], False
     for (a, b), special in zip(enc["offset_mapping"], enc["special_tokens_mask"]):
         if special and a == b:
-            out.append([len(text), len(text) + 1] if seen else [-1, 0])
+            out.append([2**30, 2**30 + 1] if seen else [-1, 0])
             continue
         seen = True
         piece = text[a:b]
@@ -117,7 +117,7 @@ def test_a_text_cut_at_the_context_links_the_part_kept(models):
         reply, got = view(browser, 0)
         assert len(reply["tokens"]) == context
         assert got["spans"].tolist() == hf_spans(path, long, truncation=True, max_length=context)
-    assert got["spans"][-1].tolist() == [len(long), len(long) + 1]  # BERT keeps [SEP]: after the text
+    assert got["spans"][-1].tolist() == [2**30, 2**30 + 1]  # BERT keeps [SEP]: after the text
 
 
 def test_the_pair_is_linked_in_the_front_end_and_by_sample(models):
@@ -164,14 +164,15 @@ def test_comparison_of_two_text_models_links_its_two_browsers(models):
 def test_spans_from_pieces_by_hand():
     from nbfeat.widgets.spans import piece_spans
 
+    AFTER = 2**30  # where tokens added after the text are
     # BERT: added tokens at both ends; spaces before a word go with it and are left out
-    assert piece_spans("a  b ", ["[CLS]", "a", "  b ", "[SEP]"]).tolist() == [[-1, 0], [0, 1], [3, 4], [5, 6]]
+    assert piece_spans("a  b ", ["[CLS]", "a", "  b ", "[SEP]"]).tolist() == [[-1, 0], [0, 1], [3, 4], [AFTER, AFTER + 1]]
     # byte-level BPE: "é" split over two tokens, the second "" -> both the whole character
     assert piece_spans("xé y", ["x", "é", "", " y"]).tolist() == [[0, 1], [1, 2], [1, 2], [3, 4]]
     # a whitespace-only token keeps its whitespace
     assert piece_spans("a\n\nb", ["a", "\n", "\n", "b"]).tolist() == [[0, 1], [1, 2], [2, 3], [3, 4]]
     # the text itself starting with an added token's string: the longest reading of the text wins
-    assert piece_spans("[CLS] x", ["[CLS]", "[CLS]", " x", "[SEP]"]).tolist() == [[-1, 0], [0, 5], [6, 7], [7, 8]]
+    assert piece_spans("[CLS] x", ["[CLS]", "[CLS]", " x", "[SEP]"]).tolist() == [[-1, 0], [0, 5], [6, 7], [AFTER, AFTER + 1]]
     # pieces that do not join back to the text (decode([id]) of a tokenizer without offsets)
     assert piece_spans("running", ["[CLS]", "run", "##ning", "[SEP]"]) is None
     # a prefix only where the text was cut

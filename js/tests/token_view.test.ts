@@ -44,7 +44,7 @@ function model(layer = "h.1") {
 }
 
 /** Answer view requests like BrowserWidget._request_view: tokens, stack (L, T), spans int32 (T, 2). */
-function answer(m: FakeModel<any>, side: { tokens: string[]; spans: number[] }, withSpans = true) {
+function answer(m: FakeModel<any>, side: { tokens: string[]; spans: number[] }, withSpans = true, withStack = true) {
   m.onSend = (req) => {
     const T = side.tokens.length;
     const f16 = new Uint16Array(L * T);
@@ -59,6 +59,10 @@ function answer(m: FakeModel<any>, side: { tokens: string[]; spans: number[] }, 
       new DataView(new Uint8Array(3 * T).fill(90).buffer),
       new DataView(f16.buffer),
     ];
+    if (!withStack) {
+      arrays.pop();
+      buffers.pop();
+    }
     if (withSpans) {
       arrays.push({ name: "spans", dtype: "int32", shape: [T, 2] });
       buffers.push(new DataView(new Int32Array(side.spans).buffer));
@@ -105,11 +109,11 @@ function jslink(a: FakeModel<any>, b: FakeModel<any>) {
   b.on("change:token_hover", copy(b, a));
 }
 
-async function pair(withSpans = true) {
+async function pair(withSpans = true, rightStack = true) {
   const left = model();
   const right = model();
   answer(left, GPT, withSpans);
-  answer(right, BERT);
+  answer(right, BERT, true, rightStack);
   jslink(left, right);
   renderBrowser(left.asModel(), els[0]);
   renderBrowser(right.asModel(), els[1]);
@@ -224,6 +228,16 @@ describe("two browsers linked by the hovered token's characters", () => {
     expect(linked(b)).toEqual([4, 5]);
     hover(a, 0);
     expect(linked(b)).toEqual([1]);
+  });
+
+  it("a model without a token-by-layer stack still outlines the linked tokens", async () => {
+    await pair(true, false);
+    const [a, b] = els;
+    expect(b.querySelector(".nbfeat-stack")).toBeNull();
+    hover(a, 1); // " know"
+    expect(linked(b)).toEqual([2, 3]);
+    hover(b, 5); // "fé", published from a chip alone: " caf" (its f), "é" and its second byte
+    expect(linked(a)).toEqual([2, 3, 4]);
   });
 
   it("tokens without spans are not linked, and the view says why", async () => {

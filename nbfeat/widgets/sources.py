@@ -90,6 +90,9 @@ class DatasetSource:
         # a store opened with nbfeat.open: the code reopens it
         source = getattr(data, "encoding", {}).get("source") if not self._is_tree else None
         self.store = str(source) if source and os.path.exists(str(source)) else ""
+        self._attrs = attrs  # provenance: the model and its preprocessing (the thumbnails' crop)
+        self._thumbs: dict[int, tuple[np.ndarray, bool]] = {}
+        self._seen_model: Any = False  # False: not looked for yet; None: none to be had
 
     def samples(self) -> list[dict[str, str]]:
         return [{"id": i, "label": lab} for i, lab in zip(self._ids, self._labels)]
@@ -156,17 +159,45 @@ class DatasetSource:
         return None
 
     def thumbnail(self, i: int) -> tuple[np.ndarray, bool] | None:
-        """The sample's image file as a small picture, and False: results do not say how the
-        model cropped it, so this is the original image, not what the model saw."""
+        """Sample `i`'s image file as the model saw it (see `BackboneSource.thumbnail`) and
+        True, where the model can be rebuilt with the preprocessing the results record; else
+        the original image and False (a click fraction on it is not a place in the features)."""
         path = self._paths[i]
         if not path or self.modality != "image":
             return None
+        if i in self._thumbs:
+            return self._thumbs[i]
         try:
             from nbfeat.data.images import open_rgb
 
-            return thumbnail(open_rgb(path, 2 * 160)), False
+            bb = self._model()
+            seen = seen_by_model(open_rgb(path, bb.input_size[-1]), bb.preprocess) if bb is not None else None
+            out = (thumbnail(seen), True) if seen is not None else (thumbnail(open_rgb(path, 2 * 160)), False)
         except Exception:  # a moved or unreadable file: the view shows no thumbnail
             return None
+        self._thumbs[i] = out
+        return out
+
+    def _model(self) -> Any:
+        """The results' model rebuilt on the `meta` device (no weights loaded or allocated) for
+        its preprocess, kept only when that preprocess is the one the results record
+        (`preprocessing` attr, compared as written): None otherwise."""
+        if self._seen_model is False:
+            self._seen_model = None
+            model, recorded = self._attrs.get("model"), self._attrs.get("preprocessing")
+            if model and recorded:
+                try:
+                    import torch
+
+                    import nbfeat
+
+                    with torch.device("meta"):
+                        bb = nbfeat.load(str(model), device="meta", pretrained=False)
+                    if bb.provenance()["preprocessing"] == recorded:
+                        self._seen_model = bb
+                except Exception:  # not loadable here (offline, custom module): the original image
+                    self._seen_model = None
+        return self._seen_model
 
     def code(self, layers: list[str], sample: int, layer: str = "", depth: int = 0) -> str:
         if not layers:

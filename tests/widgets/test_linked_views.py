@@ -132,3 +132,27 @@ def test_a_hugging_face_image_processor_crops_the_input_shown(tmp_path):
     want = np.rint(np.moveaxis(want, 0, -1) * 255).astype(int)
     assert want.shape == (28, 28, 3)
     assert np.abs(_decode(reply, buffers, "thumb").astype(int) - want).max() <= 1
+
+
+def test_browsing_results_the_input_is_cropped_as_recorded_else_the_original(tmp_path, resnet):
+    from PIL import Image
+    from torchvision.models import ResNet18_Weights
+
+    from nbfeat.examples import make_images
+
+    folder = make_images(tmp_path / "imgs", per_class=1, size=48)
+    w = nbfeat.browse(resnet.extract(folder, layers=["layer1"], progress=False))
+    reply, buffers = w.handle_request({"id": 1, "kind": "view", "sample": 0, "layer": "layer1", "thumb": True})
+    assert reply["thumb_seen"] is True  # the results record torchvision's preset: rebuilt, the same
+    want = ResNet18_Weights.IMAGENET1K_V1.transforms(antialias=True)  # torchvision's own
+    x = want(Image.open(sorted((tmp_path / "imgs").rglob("*.png"))[0]).convert("RGB")).numpy()
+    x = np.moveaxis(x * np.asarray(want.std)[:, None, None] + np.asarray(want.mean)[:, None, None], 0, -1)
+    seen = Image.fromarray(np.clip(np.rint(x * 255), 0, 255).astype(np.uint8))
+    seen.thumbnail((160, 160))
+    assert np.abs(_decode(reply, buffers, "thumb").astype(int) - np.asarray(seen, dtype=int)).max() <= 1
+    # a model loaded with model_kwargs (img_size=64) is not what its id rebuilds (224): the
+    # recorded preprocessing differs, so the panel is the original file and takes no clicks
+    vit = nbfeat.load("timm:vit_tiny_patch16_224", pretrained=False, device="cpu", model_kwargs={"img_size": 64})
+    w = nbfeat.browse(vit.extract(folder, layers=["blocks.1"], progress=False))
+    reply, buffers = w.handle_request({"id": 2, "kind": "view", "sample": 0, "layer": "blocks.1", "thumb": True})
+    assert reply["thumb_seen"] is False and _decode(reply, buffers, "thumb").shape == (48, 48, 3)

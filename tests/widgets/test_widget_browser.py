@@ -183,8 +183,10 @@ def test_browse_a_datatree_with_files(tmp_path, monkeypatch):
     got = arrays(reply, buffers)
     # ViT tokens on their 4x4 patch grid, class token dropped
     tokens = values(dt, vit.blocks[-1])[1]
-    assert got["pca"].shape == (4, 4, 3) and got["thumb"].shape == (48, 48, 3)
-    assert reply["thumb_seen"] is False  # results do not say how the model cropped: the original file
+    # the input as the model saw it: the repository's processor (rebuilt on the meta device,
+    # its preprocessing the one the results record) resized and cropped it to 28 x 28
+    assert got["pca"].shape == (4, 4, 3) and got["thumb"].shape == (28, 28, 3)
+    assert reply["thumb_seen"] is True
     np.testing.assert_array_equal(got["pca"].reshape(16, 3), pca_rgb(tokens[1:]))
 
 

@@ -109,7 +109,9 @@ def browse_pair(items: Sequence[Any], inputs: Any = None, layer: Any = None, max
             Datasets/DataTrees extracted from the same inputs.
         inputs: with backbones: the texts (or images) both run on.
         layer: None, or `(left_layer, right_layer)` to show first.
-        max_samples, pool, cache: as in `nbfeat.browse`, for each backbone.
+        max_samples: with backbones, how many inputs to offer (as in `nbfeat.browse`).
+        pool: with backbones, one pooling spec for every layer shown (None: raw outputs).
+        cache: with backbones, True (or a cache folder) keeps each layer in `nbfeat.cache`.
 
     Example:
         >>> pair = browse_pair([gpt2, bert], ["the cat sat", "naïve café"])    # doctest: +SKIP

@@ -27,8 +27,19 @@ def tree(model: Any, height: int = 360, **load_kwargs: Any) -> TreeWidget:
     return _tree(model, height=height, **load_kwargs)
 
 
-def browse(data: Any, inputs: Any = None, layer: str | None = None, max_samples: int = 16, pool: Any = None, **kwargs: Any) -> BrowserWidget:
-    """The activation browser over results or a backbone + inputs (see `nbfeat.widgets.browser`)."""
+def browse(data: Any, inputs: Any = None, layer: Any = None, max_samples: int = 16, pool: Any = None, **kwargs: Any) -> Any:
+    """The activation browser over results or a backbone + inputs (see `nbfeat.widgets.browser`);
+    a list of two (models or results) puts two browsers side by side, linked by sample and, for
+    text, by the hovered token's characters (see `nbfeat.widgets.pair`).
+
+    Example:
+        >>> nbfeat.browse(bb, "images/", layer="layer3")                  # doctest: +SKIP
+        >>> nbfeat.browse(["hf:gpt2", "hf:bert-base-uncased"], texts)     # doctest: +SKIP
+    """
+    if isinstance(data, list | tuple):
+        from nbfeat.widgets.pair import browse_pair
+
+        return browse_pair(data, inputs, layer=layer, max_samples=max_samples, pool=pool, **kwargs)
     from nbfeat.widgets.browser import browse as _browse
 
     return _browse(data, inputs, layer=layer, max_samples=max_samples, pool=pool, **kwargs)

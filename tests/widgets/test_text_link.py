@@ -101,7 +101,8 @@ def test_results_of_two_tokenizers_carry_spans_of_their_own_tokens(models):
 
 def test_backbones_on_texts_carry_spans_from_the_tokenizers_offsets(models):
     gpt, bert, root = models
-    pair = browse_pair([gpt, bert], TEXTS, layer=("h.1", "encoder.layer.1"))
+    pair = nbfeat.browse([gpt, bert], TEXTS, layer=("h.1", "encoder.layer.1"))  # the public path: a list of two
+    assert isinstance(pair, BrowserPair)
     assert (pair.left.layer, pair.right.layer) == ("h.1", "encoder.layer.1")
     check_spans(pair, [root / "gpt2", root / "bert"], TEXTS)
 

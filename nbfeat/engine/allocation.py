@@ -6,6 +6,13 @@ kernel zeroing the pages: on a 2-core VM that was 25-50% of the CPU time and hal
 throughput (`make bench`, section 6). `tune_malloc()` keeps such blocks in the heap for
 reuse instead (the same knobs as the `MALLOC_*_` environment variables, set at run time).
 Cost: up to `M_TOP_PAD` (512 MiB) of freed memory stays with the process for reuse.
+
+Those blocks all come from one arena (`M_ARENA_MAX` 1). glibc gives each thread that
+allocates its own arena (torch's threads, the store's writer and codec threads: a dozen on
+2 cores), and with the pad no arena ever hands its freed memory back, so each held its own
+high-water mark: peak RSS of a resnet50 `layer1` run to zarr 2.1-2.2 GiB, against
+1.7-1.8 GiB with one arena, for the same page faults and CPU time (`make bench`, section 6).
+The limit applies to arenas made after it, so `tune_malloc` runs before the first batch.
 Set `NBFEAT_MALLOC=default` to leave the allocator alone. `release()` hands the free
 memory back at the end of each `extract`, so a long notebook session does not grow.
 
@@ -27,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-# glibc malloc.h. Setting either one also freezes the trim threshold at 128 KiB, so freed
-# memory beyond the pad still goes back to the system.
-M_TOP_PAD, M_MMAP_THRESHOLD = -2, -3
-SETTINGS = ((M_MMAP_THRESHOLD, 1 << 30), (M_TOP_PAD, 512 << 20))
+# glibc malloc.h. Setting either of the first two also freezes the trim threshold at 128 KiB,
+# so freed memory beyond the pad still goes back to the system.
+M_TOP_PAD, M_MMAP_THRESHOLD, M_ARENA_MAX = -2, -3, -8
+SETTINGS = ((M_MMAP_THRESHOLD, 1 << 30), (M_TOP_PAD, 512 << 20), (M_ARENA_MAX, 1))
 ENV = "NBFEAT_MALLOC"
 
 _tuned: bool | None = None

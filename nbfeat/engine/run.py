@@ -110,6 +110,12 @@ class ExtractionRun:
             self._tokenize()
         self.variables: dict[str, VarSpec] = {}  # filled by the probe, read by _assemble
         self.variables = self._probe()
+        if bb.modality == "text":  # stacked token outputs land at the run's width (nbfeat.engine.stacking)
+            for t in self.targets:
+                spec = self.variables.get(t.name)
+                if t.stacked and spec is not None and "token" in spec.dims:
+                    axis = spec.dims.index("token")  # in (sample, layer, ...): the captured output lacks `layer`
+                    self._stacks.widths[t.name] = (axis - 1, int(spec.shape[axis - 1]))
 
     # ---- public contract -------------------------------------------------------------
 

@@ -9,8 +9,8 @@ By default glibc serves every block above its (dynamic, at most 32 MiB) mmap thr
 fresh mmap, so each batch's 100 MB activations are new zeroed pages: page faults and kernel
 time. A 1 GiB threshold (the environment variable is taken as is; checked with mallinfo2 on
 glibc 2.36) keeps them on the heap for reuse; MALLOC_TOP_PAD_ keeps freed heap mapped. Setting
-the threshold freezes the trim threshold at 128 KiB unless MALLOC_TRIM_THRESHOLD_ is set,
-hence the third setting. The environment settings run with NBFEAT_MALLOC=default (nbfeat
+the threshold freezes the trim threshold at 128 KiB. The third setting adds MALLOC_ARENA_MAX=1:
+with the pad, no per-thread arena hands freed memory back, so each would keep its own peak. The environment settings run with NBFEAT_MALLOC=default (nbfeat
 leaves the allocator alone); the last is nbfeat as shipped: `tune_malloc()` sets the
 threshold and the pad with mallopt() when an extraction starts.
 
@@ -28,7 +28,8 @@ UNTOUCHED = {"NBFEAT_MALLOC": "default"}
 SETTINGS = {
     "default": UNTOUCHED,
     "top_pad+mmap": {**UNTOUCHED, "MALLOC_TOP_PAD_": str(512 * MiB), "MALLOC_MMAP_THRESHOLD_": str(1024 * MiB)},
-    "top_pad+mmap+trim": {**UNTOUCHED, "MALLOC_TOP_PAD_": str(512 * MiB), "MALLOC_MMAP_THRESHOLD_": str(1024 * MiB), "MALLOC_TRIM_THRESHOLD_": str(2048 * MiB)},
+    # one arena: thread arenas (torch, store threads) no longer each keep their own high-water mark
+    "top_pad+mmap+one arena": {**UNTOUCHED, "MALLOC_TOP_PAD_": str(512 * MiB), "MALLOC_MMAP_THRESHOLD_": str(1024 * MiB), "MALLOC_ARENA_MAX": "1"},
     # what nbfeat ships: the process sets the threshold and the pad itself (tune_malloc)
     "nbfeat tune_malloc": {},
 }
@@ -72,7 +73,7 @@ def run(quick: bool = False, rounds: int | None = None) -> dict[str, Any]:
                 {
                     "case": case,
                     "setting": s,
-                    "env": " ".join(f"{k}={v}" for k, v in settings[s].items()) or ("mallopt(M_MMAP_THRESHOLD 1 GiB, M_TOP_PAD 512 MiB), by nbfeat" if s in EXTRA_ARGS else "(none)"),
+                    "env": " ".join(f"{k}={v}" for k, v in settings[s].items()) or ("mallopt(M_MMAP_THRESHOLD 1 GiB, M_TOP_PAD 512 MiB, M_ARENA_MAX 1), by nbfeat" if s in EXTRA_ARGS else "(none)"),
                     "seconds": r3(median([x["seconds"] for x in runs])),
                     "speedup_vs_default": r3(median([b["seconds"] / x["seconds"] for b, x in zip(base, runs)])),
                     "kernel_cpu_share": r3(median([x["sys_s"] / c for x, c in zip(runs, cpu) if c > 0])),

@@ -98,7 +98,7 @@ def cases(quick: bool) -> list[dict[str, Any]]:
 
 
 def run(quick: bool = False, n: int | None = None, batch_size: int | None = None) -> dict[str, Any]:
-    n = n or (16 if quick else 128)
+    n = n or (16 if quick else 96)  # three batches of 32
     bs = batch_size or (8 if quick else 32)
     rows: list[dict[str, Any]] = []
     for case in cases(quick):

@@ -10,8 +10,9 @@ Cost: up to `M_TOP_PAD` (512 MiB) of freed memory stays with the process for reu
 Those blocks all come from one arena (`M_ARENA_MAX` 1). glibc gives each thread that
 allocates its own arena (torch's threads, the store's writer and codec threads: a dozen on
 2 cores), and with the pad no arena ever hands its freed memory back, so each held its own
-high-water mark: peak RSS of a resnet50 `layer1` run to zarr 2.1-2.2 GiB, against
-1.7-1.8 GiB with one arena, for the same page faults and CPU time (`make bench`, section 6).
+high-water mark: peak RSS of resnet50 `layer1` on 96 JPEGs to zarr 1911-2022 MiB, against
+1718-1918 MiB with one arena, for the same page faults and CPU time (three calls each, one
+process per setting, 2026-12-02 on a loaded 2-core VM; `make bench` section 6 compares them).
 The limit applies to arenas made after it, so `tune_malloc` runs before the first batch.
 Set `NBFEAT_MALLOC=default` to leave the allocator alone. `release()` hands the free
 memory back at the end of each `extract`, so a long notebook session does not grow.

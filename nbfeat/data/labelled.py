@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from nbfeat.engine.allocation import empty, release
+from nbfeat.engine.allocation import empty, release_soon
 
 
 def to_xarray(run: Any, batches: Iterable[Any]) -> Any:
@@ -40,7 +40,7 @@ def to_xarray(run: Any, batches: Iterable[Any]) -> Any:
             if name not in coords:  # strings as objects: a later batch may hold longer tokens
                 coords[name] = np.empty((total, *arr.shape[1:]), object if arr.dtype.kind == "U" else arr.dtype)
             coords[name][rows] = arr
-    release()  # the last batch's activations go back to the system (tune_malloc kept them)
+    release_soon()  # the freed activations go back to the system once idle (tune_malloc kept them)
     pos = np.flatnonzero(done)
     n = len(pos)
     for v in (*arrays.values(), *coords.values()):

@@ -158,10 +158,10 @@ class Backbone:
                 from nbfeat.errors import NbfeatError
 
                 raise NbfeatError("Pass either out= (your own store) or cache= (the notebook cache), not both.")
-            from nbfeat.engine.allocation import release
+            from nbfeat.engine.allocation import release_soon
 
             store.write(run, out, client=client, progress=progress, overwrite=overwrite)
-            release()  # the freed activations go back to the system (tune_malloc kept them)
+            release_soon()  # the freed activations go back to the system once idle (tune_malloc kept them)
             return store.open(out)
         if client is not None:
             from nbfeat.errors import NbfeatError

@@ -64,3 +64,33 @@ def test_decoding_stays_in_the_main_process_when_the_forward_holds_every_core(im
         assert bb.prepare(image_dir, layers=["features.0"], batch_size=2, num_workers=1)._workers(6) == 1
     finally:
         torch.set_num_threads(threads)
+
+
+RELEASE = """
+import time, torch
+from nbfeat.engine import allocation as al
+
+def rss():
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) // 1024
+
+assert al.tune_malloc()
+blocks = [torch.ones(64, 1024, 1024) for _ in range(3)]  # 3 x 256 MiB from the tuned heap
+del blocks
+kept = rss()
+al.release_soon(0.2)
+al.tune_malloc()  # a run starts before the delay: nothing is released
+time.sleep(0.6)
+after_cancel = rss()
+al.release_soon(0.2)
+time.sleep(0.8)
+print(kept, after_cancel, rss())
+"""
+
+
+@pytest.mark.skipif(not GLIBC, reason="malloc_trim is glibc's")
+def test_freed_memory_goes_back_once_idle_and_a_new_run_keeps_it():
+    env = {k: v for k, v in os.environ.items() if k != "NBFEAT_MALLOC"}
+    out = subprocess.run([sys.executable, "-c", RELEASE], env=env, capture_output=True, text=True, check=True).stdout
+    kept, after_cancel, released = (int(v) for v in out.split())
+    assert after_cancel > kept - 64, (kept, after_cancel)  # the next run's heap stayed
+    assert released < kept - 256, (kept, released)  # then, idle, it went back to the system

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import json
 import os
@@ -48,10 +50,13 @@ class Paired:
         self.times: dict[str, list[float]] = {}
         self.results: dict[str, list[Any]] = {}
 
-    def time_round(self, index: int, variants: dict[str, Callable[[], Any]], keep: tuple[str, ...] = ()) -> None:
+    def time_round(self, index: int, variants: dict[str, Callable[[], Any]], keep: tuple[str, ...] = (), before: Callable[[], None] | None = None) -> None:
+        """Run every variant once; `before` (untimed) runs ahead of each, e.g. `settle`."""
         names = list(variants)
         k = index % len(names)
         for name in names[k:] + names[:k]:
+            if before is not None:
+                before()
             dt, result = timed(variants[name])
             self.times.setdefault(name, []).append(dt)
             if name in keep:
@@ -75,19 +80,43 @@ def collect() -> None:
     gc.collect()
 
 
+def settle() -> None:
+    """Garbage-collect and hand the heap's free memory back (`malloc_trim`), so the next
+    timed call starts where a notebook call starts after a pause (nbfeat trims three idle
+    seconds after an extract): every variant then pays its own page faults, and none runs
+    in memory the one before it happened to leave behind."""
+    gc.collect()
+    from nbfeat.engine.allocation import release
+
+    release()  # also drops the release_soon an extract left pending, which would fire mid-call
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def peak_rss_mib() -> float:
     """Peak RSS of this process (VmHWM).
 
     Not getrusage's ru_maxrss: Linux carries the parent's high-water mark into a child across
     fork + exec, so a subprocess started by a big benchmark process would report the parent's.
     """
+    return _status_mib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mib() -> float:
+    """RSS of this process now (VmRSS); 0.0 where /proc is missing."""
+    return _status_mib("VmRSS")
+
+
+def _status_mib(field: str) -> float:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return 0.0
 
 
 def rusage() -> dict[str, float]:

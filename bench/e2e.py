@@ -53,7 +53,7 @@ def run(quick: bool = False, n: int | None = None, rounds: int | None = None, ba
     if tv_python is not None:
         servers["tv"] = Server([str(tv_python), os.path.join(os.path.dirname(__file__), "e2e_thingsvision.py")], QUIET, OUT / "e2e_thingsvision.log")
     try:
-        got = measure(servers, folder, rounds, batch_size)
+        got, loaded = measure(servers, folder, rounds, batch_size)
     finally:
         for s in servers.values():
             s.close()
@@ -94,11 +94,19 @@ def run(quick: bool = False, n: int | None = None, rounds: int | None = None, ba
         print(f"[bench]   e2e {label}: speed-up {row.get('speedup_vs_thingsvision')}, allocator untouched {row.get('speedup_allocator_untouched')}", file=sys.stderr, flush=True)
     # peak memory: each server's high-water mark over the whole run (every config, every round)
     peaks = {k: max((r.get(k) or 0) for r in rows) for k in ("nbfeat_max_rss_mib", "nbfeat_untuned_max_rss_mib", "thingsvision_max_rss_mib")}
+    memory = _memory(peaks, loaded)
     if peaks["thingsvision_max_rss_mib"]:
         for key, what in (("nbfeat_max_rss_mib", "as shipped"), ("nbfeat_untuned_max_rss_mib", "allocator untouched (NBFEAT_MALLOC=default)")):
             if peaks[key]:
                 goals.append({"goal": f"peak RSS vs THINGSvision on the same end-to-end run, nbfeat {what}", "target": "<= 1.0", "measured": r3(peaks[key] / peaks["thingsvision_max_rss_mib"]), "met": peaks[key] <= peaks["thingsvision_max_rss_mib"]})
         notes.append(f"peak RSS over the whole run (MiB): nbfeat {peaks['nbfeat_max_rss_mib']}, nbfeat with the allocator untouched {peaks['nbfeat_untuned_max_rss_mib']}, THINGSvision {peaks['thingsvision_max_rss_mib']}.")
+    if memory.get("tv"):
+        nb, tv = memory["nb"], memory["tv"]
+        goals.append({"goal": "memory the extraction adds to the loaded models (peak RSS minus RSS with imports and both models loaded) vs THINGSvision, nbfeat as shipped", "target": "<= 1.0", "measured": r3(nb["extraction_mib"] / tv["extraction_mib"]), "met": nb["extraction_mib"] <= tv["extraction_mib"]})
+        notes.append(
+            f"where the peak goes (MiB): imports (torch, torchvision, timm, the tools' first-call libraries) nbfeat {nb['imports_rss_mib']} under torch {nb['torch']}, THINGSvision {tv['imports_rss_mib']} under torch {tv['torch']}; "
+            f"both models loaded: nbfeat {nb['loaded_rss_mib']}, THINGSvision {tv['loaded_rss_mib']}; added by extracting: nbfeat {nb['extraction_mib']}, THINGSvision {tv['extraction_mib']}."
+        )
     controls = torch_controls(tv_python, rounds) if tv_python is not None else []
     for c in controls:
         if "ratio" in c:
@@ -110,6 +118,7 @@ def run(quick: bool = False, n: int | None = None, rounds: int | None = None, ba
         "rows": rows,
         "goals": goals,
         "controls": controls,
+        "memory": memory,
         "notes": notes,
     }
     if tv_python is None:
@@ -117,8 +126,9 @@ def run(quick: bool = False, n: int | None = None, rounds: int | None = None, ba
     return result
 
 
-def measure(servers: dict[str, Server], folder: Any, rounds: int, batch_size: int) -> list[dict[str, list[dict[str, Any]]]]:
-    """Per config, per side: one reply per round; sides in an order rotated every call."""
+def measure(servers: dict[str, Server], folder: Any, rounds: int, batch_size: int) -> tuple[list[dict[str, list[dict[str, Any]]]], dict[str, dict[str, Any]]]:
+    """Per config, per side: one reply per round; sides in an order rotated every call.
+    Also each side's memory with both models loaded, before any extraction (`load` requests)."""
     def request(who: str, k: int) -> dict[str, Any]:
         _label, model, layer, tv_source, tv_model, _goal = CONFIGS[k]
         if who == "tv":
@@ -126,10 +136,11 @@ def measure(servers: dict[str, Server], folder: Any, rounds: int, batch_size: in
         return {"folder": str(folder), "model": model, "layer": layer, "batch_size": batch_size, "out": str(OUT / f"e2e_{who}.zarr")}
 
     names = list(servers)
-    # warm-up: build each model, first-call allocations; not timed
     first_per_model: dict[str, int] = {}
     for k, config in enumerate(CONFIGS):
         first_per_model.setdefault(config[1], k)
+    loaded = {who: [servers[who].call({**request(who, k), "load": True}) for k in first_per_model.values()][-1] for who in names}
+    # warm-up: first-call allocations; not timed
     for k in first_per_model.values():
         for who in names:
             servers[who].call(request(who, k))
@@ -141,7 +152,23 @@ def measure(servers: dict[str, Server], folder: Any, rounds: int, batch_size: in
             step += 1
             for who in names[j:] + names[:j]:
                 got[k][who].append(servers[who].call(request(who, k)))
-    return got
+    return got, loaded
+
+
+def _memory(peaks: dict[str, float], loaded: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per side: RSS after imports, with both models loaded, and what extracting added to that."""
+    out = {}
+    for who, key in (("nb", "nbfeat_max_rss_mib"), ("nb_untuned", "nbfeat_untuned_max_rss_mib"), ("tv", "thingsvision_max_rss_mib")):
+        got = loaded.get(who) or {}
+        if "rss_mib" in got and peaks.get(key):
+            out[who] = {
+                "imports_rss_mib": round(got["imports_rss_mib"]),
+                "loaded_rss_mib": round(got["rss_mib"]),
+                "peak_rss_mib": round(peaks[key]),
+                "extraction_mib": round(peaks[key] - got["rss_mib"]),
+                "torch": got.get("torch_version"),
+            }
+    return out
 
 
 def _paired(ref: list[dict[str, Any]], ours: list[dict[str, Any]], key: str) -> float | None:

@@ -24,7 +24,7 @@ import time
 import traceback
 from typing import Any
 
-from bench.common import peak_rss_mib
+from bench.common import peak_rss_mib, rss_mib
 
 MARK = "@@bench@@ "
 FIRST_CALL_IMPORTS = ("nbfeat.engine.run", "nbfeat.data.labelled", "nbfeat.store.writer", "nbfeat.store.reader", "zarr", "xarray", "pandas", "dask.array", "distributed")
@@ -42,6 +42,7 @@ def main() -> None:
         except ImportError:
             pass
     imports_s = time.perf_counter() - t
+    imports_rss = rss_mib()
     try:
         from nbfeat.store import write  # noqa: F401
 
@@ -54,6 +55,8 @@ def main() -> None:
         if req["model"] not in backbones:
             backbones[req["model"]] = nbfeat.load(req["model"], pretrained=False, device="cpu")
         bb = backbones[req["model"]]
+        if req.get("load"):  # build the model only: the memory baseline before any extraction
+            return {"rss_mib": rss_mib(), "imports_rss_mib": imports_rss, "torch_version": torch.__version__}
         kw: dict[str, Any] = {"layers": [req["layer"]], "batch_size": req["batch_size"], "num_workers": req.get("num_workers"), "progress": False}
         if sink == "zarr":
             kw.update(out=req["out"], overwrite=True)

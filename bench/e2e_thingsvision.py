@@ -26,11 +26,11 @@ import traceback
 MARK = "@@bench@@ "
 
 
-def _peak_rss_mib() -> float:
+def _peak_rss_mib(field: str = "VmHWM") -> float:
     # VmHWM, not ru_maxrss: Linux carries the parent's high-water mark across fork + exec
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -43,6 +43,7 @@ def main() -> None:
     from thingsvision.utils.data import DataLoader, ImageDataset
 
     imports_s = time.perf_counter() - t
+    imports_rss = _peak_rss_mib("VmRSS")
     extractors: dict[tuple[str, str], object] = {}
 
     def handle(req: dict) -> dict:
@@ -50,6 +51,8 @@ def main() -> None:
         if key not in extractors:
             extractors[key] = get_extractor(model_name=req["model"], source=req["source"], device="cpu", pretrained=False)
         extractor = extractors[key]
+        if req.get("load"):  # build the model only: the memory baseline before any extraction
+            return {"rss_mib": _peak_rss_mib("VmRSS"), "imports_rss_mib": imports_rss, "torch_version": torch.__version__}
         out = req["out"]
         shutil.rmtree(out, ignore_errors=True)
         r0 = resource.getrusage(resource.RUSAGE_SELF)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bench.common import Paired, collect, median, r3, timed
+from bench.common import Paired, collect, median, r3, settle, timed
 
 VIT_NODES = ["attn", "mlp", "block"]
 
@@ -188,6 +188,7 @@ def measure_case(case: dict[str, Any], n: int, bs: int) -> list[dict[str, Any]]:
                 "result_mib": whole["result_mib"],
                 "first_touch_s": whole["first_touch_s"],
                 "first_touch_share_of_call": r3(whole["first_touch_s"] / whole["extract_s"]),
+                "minor_faults_per_call": {k: whole.get(f"{k}_minor_faults") for k in ("extract", "prealloc", "reference")},
             })
         if ref != "full":
             row["reference_cost_vs_full"] = r3(pairs.ratio(ref, "full"))
@@ -197,16 +198,31 @@ def measure_case(case: dict[str, Any], n: int, bs: int) -> list[dict[str, Any]]:
     return rows
 
 
-WHOLE_ROUNDS = 3
+WHOLE_ROUNDS = 5  # the median of five paired rounds: a kernel sys-time spike on one round moves it little
 
 
 def whole_calls(bb: Any, x: Any, bs: int, kw: dict[str, Any], fn: Callable[[Any], Any], chunks: list[list[int]], keeper: Callable[[Any], Any]) -> dict[str, Any]:
     """`bb.extract(x)` (labelled result in memory) against the reference loop over the same
     batches, against that loop keeping its outputs (append + cat), and against a loop that
     writes what nbfeat returns into arrays preallocated for every input (the honest limit
-    when features are returned); rounds alternate which goes first. `first_touch_s` is what
-    writing the result's bytes once into fresh memory costs (page faults + zeroing)."""
+    when features are returned); rounds alternate which goes first. Every call starts from a
+    settled heap (`settle`), as a notebook call after a pause does, so each pays its own page
+    faults (counted per call: `*_minor_faults`). `first_touch_s` is what writing the
+    result's bytes once into fresh memory costs (page faults + zeroing)."""
+    import resource
+
     import torch
+
+    faults: dict[str, list[int]] = {}
+
+    def counted(name: str, call: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            out = call()
+            faults.setdefault(name, []).append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+            return out
+
+        return run
 
     def reference() -> None:
         with torch.inference_mode():
@@ -216,13 +232,14 @@ def whole_calls(bb: Any, x: Any, bs: int, kw: dict[str, Any], fn: Callable[[Any]
     def extract() -> Any:
         return bb.extract(x, batch_size=bs, progress=False, **kw)
 
+    extract()  # untimed: the first call imports what building the result needs (xarray, pandas)
     pairs = Paired()
     for i in range(WHOLE_ROUNDS):
         variants = {"extract": extract, "reference": reference, "kept": lambda: keeping(fn, x, chunks)}
         if keeper is not None:
             variants["prealloc"] = lambda: preallocated(keeper, x, chunks)
-        pairs.time_round(i, variants)
-        collect()
+        pairs.time_round(i, {k: counted(k, v) for k, v in variants.items()}, before=settle)
+    settle()
     extra: dict[str, Any] = {}
     if keeper is not None:
         nbytes = preallocated(keeper, x, chunks[:1], size_only=True)
@@ -236,6 +253,7 @@ def whole_calls(bb: Any, x: Any, bs: int, kw: dict[str, Any], fn: Callable[[Any]
         }
     return {
         **extra,
+        **{f"{k}_minor_faults": int(median(v)) for k, v in faults.items()},
         "ratio": r3(pairs.ratio("extract", "reference")),
         "spread": pairs.spread("extract", "reference"),
         "ratio_kept": r3(pairs.ratio("extract", "kept")),
@@ -269,23 +287,37 @@ def preallocated(keeper: Callable[[Any], Any], x: Any, chunks: list[list[int]], 
             if size_only:
                 return sum(int(np.prod(g.shape[1:])) * n * g.element_size() for g in got)
             if outs is None:
-                outs = [np.empty((n, *g.shape[1:]), dtype=np.float32) for g in got]
+                # without transparent huge pages, as nbfeat allocates its result: on this
+                # kernel (THP "madvise", numpy madvises big arrays) a fresh 300 MiB np.empty
+                # can stall in compaction, which would flatter nbfeat against this loop
+                hugepages = np._core.multiarray._set_madvise_hugepage(False)
+                try:
+                    outs = [np.empty((n, *g.shape[1:]), dtype=np.float32) for g in got]
+                finally:
+                    np._core.multiarray._set_madvise_hugepage(hugepages)
             for o, g in zip(outs, got):
                 o[c[0] : c[-1] + 1] = g.numpy()
     return outs
 
 
 def first_touch(nbytes: int) -> float:
-    """Seconds to write `nbytes` once into fresh memory (page faults + zeroing + the write)."""
+    """Seconds to write `nbytes` once into fresh memory (page faults + zeroing + the write).
+
+    The memory is a new anonymous mapping, not `np.empty`: with nbfeat's allocator settings
+    in this process, np.empty would reuse heap pages already faulted in and time a plain write.
+    """
+    import mmap
     import time
 
     import numpy as np
 
     t0 = time.perf_counter()
-    a = np.empty(nbytes // 4, dtype=np.float32)
-    a.fill(1.0)
+    mm = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    a = np.frombuffer(mm, dtype=np.uint8)
+    a.fill(1)
     dt = time.perf_counter() - t0
     del a
+    mm.close()
     return dt
 
 

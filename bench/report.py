@@ -38,6 +38,7 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("result MiB", "result_mib"),
         ("first touch s", "first_touch_s"),
         ("first touch / whole call", "first_touch_share_of_call"),
+        ("minor faults per call: extract / preallocated / ref", "_faults"),
         ("nbfeat img/s", "nbfeat_images_per_s"),
         ("prepare s", "prepare_s"),
     ],
@@ -147,7 +148,8 @@ METHOD = """\
   on the same input positions (`ExtractionRun.iter_batches`, batches dropped as a sink would).
   The whole-call figure (the goals) times the real `bb.extract(tensor)` on every image
   (input checks, the one-sample probe, the engine, the labelled result in memory) against the
-  reference loop over the same batches, median of 3 alternating rounds. "Keeping its outputs"
+  reference loop over the same batches, median of 5 alternating rounds, each call started
+  from a settled heap (garbage collected, `malloc_trim`) and its minor page faults counted. "Keeping its outputs"
   is that loop once more keeping what it computes (append, one `torch.cat`): holding features
   in memory costs page faults of fresh memory, which the bare reference never pays and which
   are dear on this VM. "Preallocated loop" is the honest limit when features are returned:
@@ -165,7 +167,10 @@ METHOD = """\
   over nbfeat's; the CPU-time ratio is the same with process (+ DataLoader worker) CPU
   seconds, steadier on a shared machine. "Allocator untouched" is nbfeat with
   `NBFEAT_MALLOC=default` (no `tune_malloc`, see benchmark 6). THINGSvision runs in `bench/.venv-thingsvision` with the
-  torch it pins; the notes give a plain `model(x)` control under each torch.
+  torch it pins; the notes give a plain `model(x)` control under each torch. Peak RSS is
+  each server's high-water mark over the whole run; before any extraction each server also
+  builds both models and reports its RSS, so the notes split the peak into imports, loaded
+  models and what extracting added (the torch versions differ in their own footprint).
 - Text (3): texts of long-tailed lengths (5-510 tokens). HF, as its docs show it, tokenizes
   each batch of 32 in the user's order with `padding=True` and runs
   `model(..., output_hidden_states=True)`; nbfeat runs its engine on the same texts with its
@@ -200,6 +205,9 @@ def _fmt(value: Any) -> str:
 def _cell(name: str, row: dict[str, Any], key: str) -> str:
     if key == "_rss":
         return f"{_fmt(row.get('nbfeat_max_rss_mib'))} / {_fmt(row.get('thingsvision_max_rss_mib'))}"
+    if key == "_faults":
+        f = row.get("minor_faults_per_call") or {}
+        return " / ".join(_fmt(f.get(k)) for k in ("extract", "prealloc", "reference")) if f else "-"
     if key == "_details":
         skip = {"what", "median_s", "min_s", "runs"}
         return ", ".join(f"{k}: {_fmt(v)}" for k, v in row.items() if k not in skip)

@@ -40,6 +40,7 @@ def to_xarray(run: Any, batches: Iterable[Any]) -> Any:
             if name not in coords:  # strings as objects: a later batch may hold longer tokens
                 coords[name] = np.empty((total, *arr.shape[1:]), object if arr.dtype.kind == "U" else arr.dtype)
             coords[name][rows] = arr
+        batch = arr = None  # copied: not held while the engine runs the next forward
     release_soon()  # the freed activations go back to the system once idle (tune_malloc kept them)
     pos = np.flatnonzero(done)
     n = len(pos)

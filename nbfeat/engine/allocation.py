@@ -84,11 +84,13 @@ def release() -> bool:
     With `tune_malloc` in effect, freed activations stay with the process for the next batch;
     after the last batch they would stay until the process ends, and a notebook that runs
     extraction after extraction would keep growing. True where glibc released something.
+    A pending `release_soon` is dropped: this one supersedes it.
 
     Example:
         >>> release() in (True, False)
         True
     """
+    _cancel_release()
     if not _tuned:
         return False
     try:

@@ -245,3 +245,20 @@ def test_big_chunks_are_stored_in_pieces_that_read_back_the_same(bb, tmp_path, m
     assert_same_store(got, run.to_xarray())
     st.write(run, tmp_path / "f.zarr", progress=False, chunk_size=8)  # all done: nothing to redo
     assert_same_store(nbfeat.open(tmp_path / "f.zarr"), got)
+
+
+def test_the_writer_holds_one_chunk_while_the_next_is_extracted(bb, tmp_path):
+    """Memory: the chunk being written, never a queue of filled ones behind it."""
+    import gc
+
+    from nbfeat.store.chunks import ChunkBuffer, write_chunks
+    from nbfeat.store.resume import open_for_run
+
+    run = bb.prepare(tensors(48), layers=["layer4"], batch_size=4)
+    group, layout = open_for_run(run, tmp_path / "f.zarr", chunk_size=4)
+    alive: list[int] = []
+    # after each batch's chunk is handed over: what is held is in the writer
+    on_progress = lambda n: alive.append(sum(type(o) is ChunkBuffer for o in gc.get_objects()))  # noqa: E731
+    assert write_chunks(run, group, layout, list(range(layout.n_chunks)), on_progress=on_progress) == 48
+    assert len(alive) == 12 and max(alive) <= 1
+    assert_same_store(nbfeat.open(tmp_path / "f.zarr"), run.to_xarray())

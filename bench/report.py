@@ -235,7 +235,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"Machine: {m.get('cpu_count')} CPUs ({m.get('torch_threads')} torch threads), "
         f"{m.get('gpu') or 'no GPU'}, {m.get('platform')}, {m.get('glibc')}; torch {m.get('torch')}, "
         f"timm {m.get('timm')}, transformers {m.get('transformers')}, zarr {m.get('zarr')}; "
-        f"nbfeat {m.get('nbfeat')}. The machine was shared while measuring (load average in each section).",
+        f"nbfeat {m.get('nbfeat')}. Load average in each section's header (on 2 cores the benchmark's own threads make it about 2; above that, other work shared the machine).",
         "",
     ]
     goals = [g for b in benches.values() for g in b.get("goals", [])]

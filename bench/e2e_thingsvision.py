@@ -26,8 +26,8 @@ import traceback
 MARK = "@@bench@@ "
 
 
-def _peak_rss_mib(field: str = "VmHWM") -> float:
-    # VmHWM, not ru_maxrss: Linux carries the parent's high-water mark across fork + exec
+def _status_mib(field: str = "VmHWM") -> float:
+    # peak (VmHWM) or now (VmRSS); not ru_maxrss: Linux carries the parent's high-water mark across fork + exec
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith(field + ":"):
@@ -43,7 +43,7 @@ def main() -> None:
     from thingsvision.utils.data import DataLoader, ImageDataset
 
     imports_s = time.perf_counter() - t
-    imports_rss = _peak_rss_mib("VmRSS")
+    imports_rss = _status_mib("VmRSS")
     extractors: dict[tuple[str, str], object] = {}
 
     def handle(req: dict) -> dict:
@@ -52,7 +52,7 @@ def main() -> None:
             extractors[key] = get_extractor(model_name=req["model"], source=req["source"], device="cpu", pretrained=False)
         extractor = extractors[key]
         if req.get("load"):  # build the model only: the memory baseline before any extraction
-            return {"rss_mib": _peak_rss_mib("VmRSS"), "imports_rss_mib": imports_rss, "torch_version": torch.__version__}
+            return {"rss_mib": _status_mib("VmRSS"), "imports_rss_mib": imports_rss, "torch_version": torch.__version__}
         out = req["out"]
         shutil.rmtree(out, ignore_errors=True)
         r0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -68,7 +68,7 @@ def main() -> None:
             "images": len(dataset),
             "cpu_s": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
             "sys_s": r1.ru_stime - r0.ru_stime,
-            "max_rss_mib": _peak_rss_mib(),
+            "max_rss_mib": _status_mib(),
             "imports_s": imports_s,
             "torch_version": torch.__version__,
             "thingsvision_version": thingsvision.__version__,

@@ -2,7 +2,7 @@
 
 Batches are gathered into the chunk they belong to; a chunk goes to a background writer
 thread as soon as every sample in it is accounted for (extracted or failed). Each chunk is
-written exactly once, by one writer, in one piece, so nothing is ever read back or merged.
+written exactly once, by one writer, so nothing is ever read back or merged.
 Memory: the chunk being filled and the one being written (see `ChunkWriter.submit`).
 
 >>> write_chunks(run, group, layout, chunks=[0, 1, 2])      # doctest: +SKIP
@@ -110,7 +110,7 @@ class ChunkWriter:
         self.slot = threading.Semaphore(1)
         self.error: BaseException | None = None
         self.stopping = False
-        self.closing = False  # no chunk will follow the ones queued: see write()
+        self.closing = False  # no chunk will follow the ones queued: see _write_pieces()
         self.thread = threading.Thread(target=self._loop, name="nbfeat-store-writer", daemon=True)
         self.thread.start()
 

@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import json
 import os
@@ -81,18 +79,14 @@ def collect() -> None:
 
 
 def settle() -> None:
-    """Garbage-collect and hand the heap's free memory back (`malloc_trim`), so the next
-    timed call starts where a notebook call starts after a pause (nbfeat trims three idle
-    seconds after an extract): every variant then pays its own page faults, and none runs
-    in memory the one before it happened to leave behind."""
+    """Garbage-collect and hand the heap's free memory back, as nbfeat does three idle
+    seconds after an extract (`release`), so the next timed call starts where a notebook call
+    starts after a pause: every variant then pays its own page faults, and none runs in
+    memory the one before it happened to leave behind."""
     gc.collect()
     from nbfeat.engine.allocation import release
 
     release()  # also drops the release_soon an extract left pending, which would fire mid-call
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 def peak_rss_mib() -> float:

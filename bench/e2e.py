@@ -139,7 +139,10 @@ def measure(servers: dict[str, Server], folder: Any, rounds: int, batch_size: in
     first_per_model: dict[str, int] = {}
     for k, config in enumerate(CONFIGS):
         first_per_model.setdefault(config[1], k)
-    loaded = {who: [servers[who].call({**request(who, k), "load": True}) for k in first_per_model.values()][-1] for who in names}
+    loaded: dict[str, dict[str, Any]] = {}
+    for who in names:  # every model built, nothing extracted yet: the last reply is the baseline
+        for k in first_per_model.values():
+            loaded[who] = servers[who].call({**request(who, k), "load": True})
     # warm-up: first-call allocations; not timed
     for k in first_per_model.values():
         for who in names:

@@ -273,10 +273,13 @@ def keeping(fn: Callable[[Any], Any], x: Any, chunks: list[list[int]]) -> None:
 
 
 def preallocated(keeper: Callable[[Any], Any], x: Any, chunks: list[list[int]], size_only: bool = False) -> Any:
-    """The reference loop writing its outputs into arrays made once for every input (np.empty,
-    filled batch by batch, as nbfeat's in-memory result is). `size_only`: the bytes it would hold."""
+    """The reference loop writing its outputs into arrays made once for every input (nbfeat's
+    `empty`, filled batch by batch, as nbfeat's in-memory result is). `size_only`: the bytes it
+    would hold."""
     import numpy as np
     import torch
+
+    from nbfeat.engine.allocation import empty
 
     n = len(x)
     outs = None
@@ -287,14 +290,9 @@ def preallocated(keeper: Callable[[Any], Any], x: Any, chunks: list[list[int]], 
             if size_only:
                 return sum(int(np.prod(g.shape[1:])) * n * g.element_size() for g in got)
             if outs is None:
-                # without transparent huge pages, as nbfeat allocates its result: on this
-                # kernel (THP "madvise", numpy madvises big arrays) a fresh 300 MiB np.empty
-                # can stall in compaction, which would flatter nbfeat against this loop
-                hugepages = np._core.multiarray._set_madvise_hugepage(False)
-                try:
-                    outs = [np.empty((n, *g.shape[1:]), dtype=np.float32) for g in got]
-                finally:
-                    np._core.multiarray._set_madvise_hugepage(hugepages)
+                # allocated as nbfeat allocates its result (no transparent huge pages): a
+                # fresh 300 MiB np.empty can stall in compaction, which would flatter nbfeat
+                outs = [empty((n, *g.shape[1:]), np.float32) for g in got]
             for o, g in zip(outs, got):
                 o[c[0] : c[-1] + 1] = g.numpy()
     return outs

@@ -13,9 +13,9 @@ the threshold freezes the trim threshold at 128 KiB. The third setting adds MALL
 with the pad, no per-thread arena hands freed memory back, so each would keep its own peak.
 The fourth leaves glibc alone and sets torch's THP_MEM_ALLOC_ENABLE=1: fewer, larger page
 faults for the same fresh memory (the alternative that keeps the default's lower peak).
-The environment settings run with NBFEAT_MALLOC=default (nbfeat
-leaves the allocator alone); the last is nbfeat as shipped: `tune_malloc()` sets the
-threshold and the pad with mallopt() when an extraction starts.
+The environment settings run with NBFEAT_MALLOC=default (nbfeat leaves the allocator
+alone); the last is nbfeat as shipped: `tune_malloc()` sets the threshold and the pad with
+mallopt() when an extraction starts.
 
 >>> python -m bench.run --quick --only allocator      # doctest: +SKIP
 """

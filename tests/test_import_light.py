@@ -59,3 +59,25 @@ def test_cli_help_is_light(args):
     names, out = imported_top_level("-m", "nbfeat", *args)
     assert "nbfeat" in out
     assert not HEAVY & names, sorted(HEAVY & names)
+
+
+STORE_RUN = textwrap.dedent(
+    """
+    import sys, tempfile
+    import torch, nbfeat
+
+    bb = nbfeat.load("torchvision:resnet18", pretrained=False, device="cpu")
+    out = tempfile.mkdtemp() + "/feats.zarr"
+    ds = bb.extract(torch.randn(3, 3, 40, 56), layers=["layer2"], labels=["cat", "dog", "cat"], out=out, progress=False)
+    assert list(ds.label.values) == ["cat", "dog", "cat"], ds.label.values
+    assert ds["layer2"].chunks is not None  # still lazy, dask-backed
+    print("distributed" in sys.modules)
+    """
+)
+
+
+def test_store_run_without_client_does_not_import_distributed():
+    # dask imports distributed whenever it picks a scheduler by name; the reader's small reads
+    # must not, or every extract(out=...) pays 11 MiB of RSS for a client it never uses
+    _, out = imported_top_level("-c", STORE_RUN)
+    assert out.strip().splitlines()[-1] == "False", out

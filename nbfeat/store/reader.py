@@ -158,7 +158,11 @@ def _plain_strings(ds: Any) -> Any:
     small, and grouping by label should not go through dask. `token_text` stays lazy.
     """
     strings = {k: ds[k].astype(object) for k in ds.variables if ds[k].dtype.kind == "T"}
-    strings = {k: v.load() if v.ndim == 1 else v for k, v in strings.items()}
+    # read here, with dask's synchronous get passed as a function: naming any scheduler, even
+    # "synchronous", makes dask import distributed to look for a client (11 MiB of RSS)
+    from dask.local import get_sync
+
+    strings = {k: v.load(scheduler=get_sync) if v.ndim == 1 else v for k, v in strings.items()}
     return ds.assign_coords({k: v for k, v in strings.items() if k in ds.coords}).assign(
         {k: v for k, v in strings.items() if k not in ds.coords}
     )

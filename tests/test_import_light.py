@@ -63,11 +63,11 @@ def test_cli_help_is_light(args):
 
 STORE_RUN = textwrap.dedent(
     """
-    import sys, tempfile
+    import sys
     import torch, nbfeat
 
     bb = nbfeat.load("torchvision:resnet18", pretrained=False, device="cpu")
-    out = tempfile.mkdtemp() + "/feats.zarr"
+    out = sys.argv[1]
     ds = bb.extract(torch.randn(3, 3, 40, 56), layers=["layer2"], labels=["cat", "dog", "cat"], out=out, progress=False)
     assert list(ds.label.values) == ["cat", "dog", "cat"], ds.label.values
     assert ds["layer2"].chunks is not None  # still lazy, dask-backed
@@ -76,8 +76,8 @@ STORE_RUN = textwrap.dedent(
 )
 
 
-def test_store_run_without_client_does_not_import_distributed():
+def test_store_run_without_client_does_not_import_distributed(tmp_path):
     # dask imports distributed whenever it picks a scheduler by name; the reader's small reads
     # must not, or every extract(out=...) pays 11 MiB of RSS for a client it never uses
-    _, out = imported_top_level("-c", STORE_RUN)
+    _, out = imported_top_level("-c", STORE_RUN, str(tmp_path / "feats.zarr"))
     assert out.strip().splitlines()[-1] == "False", out

@@ -69,6 +69,7 @@ def run(quick: bool = False, n: int | None = None, rounds: int | None = None, ba
             row["nbfeat_images_per_s"] = r3(n / row["nbfeat_s"])
             row["nbfeat_sink"] = nb_ok[0]["sink"]
             row["nbfeat_workers"] = nb_ok[0]["num_workers"]
+            row["nbfeat_pass_rows"] = nb_ok[0].get("pass_rows")
             row["nbfeat_first_call_imports_s"] = r3(nb_ok[0]["imports_s"])
             row["nbfeat_max_rss_mib"] = round(max(x["max_rss_mib"] for x in nb_ok))
         tv_ok = [x for x in runs.get("tv", []) if "seconds" in x]

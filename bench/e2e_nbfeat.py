@@ -68,6 +68,7 @@ def main() -> None:
         r1 = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
         n = int(ds.sizes["sample"])
         del ds
+        prep = bb.prepare(req["folder"], layers=[req["layer"]], batch_size=req["batch_size"], num_workers=req.get("num_workers"))
         shutil.rmtree(req["out"], ignore_errors=True)
         # CPU of this process and of its DataLoader workers (reaped children)
         cpu = sum((b.ru_utime - a.ru_utime) + (b.ru_stime - a.ru_stime) for a, b in zip(r0, r1))
@@ -77,7 +78,9 @@ def main() -> None:
             "cpu_s": cpu,
             "sys_s": sum(b.ru_stime - a.ru_stime for a, b in zip(r0, r1)),
             "sink": sink,
-            "num_workers": bb.prepare(req["folder"], layers=[req["layer"]], batch_size=req["batch_size"], num_workers=req.get("num_workers"))._workers(n),
+            "num_workers": prep._workers(n),
+            # rows per forward pass for a full batch (engine.run: sized by the largest module output)
+            "pass_rows": prep._pass_rows(torch.empty(req["batch_size"], 0)),
             "max_rss_mib": peak_rss_mib(),
             "imports_s": imports_s,
             "torch_version": torch.__version__,

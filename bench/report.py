@@ -55,6 +55,7 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("CPU-time ratio", "cpu_time_ratio_vs_thingsvision"),
         ("nbfeat sink", "nbfeat_sink"),
         ("nbfeat workers", "nbfeat_workers"),
+        ("nbfeat rows per forward pass", "nbfeat_pass_rows"),
         ("peak RSS MiB nbfeat / TV", "_rss"),
         ("peak RSS MiB nbfeat, allocator untouched", "nbfeat_untuned_max_rss_mib"),
         ("THINGSvision torch", "thingsvision_torch"),

@@ -31,12 +31,14 @@ from nbfeat.engine.stacking import Stacks
 from nbfeat.errors import InputError, NbfeatError, UnknownLayerError
 from nbfeat.models.adapters.base import MAP, Context, chain
 
-# A CPU's throughput is flat from about 8 rows per forward pass up (resnet50, ViT-S/16,
-# ConvNeXt-T on 2 cores: within 5% from 4 to 32 rows), while the activations, and so the
-# peak memory, grow with the rows: a batch of 32 runs as four passes of 8 (resnet50 layer1
-# and avgpool to zarr on 96 JPEGs: peak RSS 1390 MiB against 2021 in one pass, same speed).
-# At least one row per torch thread, so a many-core machine still has work for every core.
-CPU_FORWARD_ROWS = 8
+# On a CPU a batch runs as forward passes whose largest module output stays near this size
+# (the probe measures it per row). A CPU's throughput is flat from a few rows per pass up
+# (resnet50, ViT-S/16, ConvNeXt-T on 2 cores: within 5% from 4 to 32 rows), while the
+# activations, and so the peak memory, grow with the rows: resnet50 (3.2 MB a row) runs a
+# batch of 32 as four passes of 8 (layer1 and avgpool to zarr on 96 JPEGs: peak RSS 1390
+# MiB against 2021 in one pass, same speed). Small rows (a 64 px UNet, short texts) run
+# whole, where per-pass overhead would show. At least one row per torch thread.
+CPU_PASS_BYTES = 32 << 20
 
 
 @dataclass
@@ -111,9 +113,8 @@ class ExtractionRun:
         self._mask: Any = None
         self._text_failed: dict[int, str] = {}
         self._split_calls: set[str] = set()
-        # rows per forward pass: CPU_FORWARD_ROWS on a CPU, the whole batch elsewhere; out of
-        # memory halves it
-        self._forward_limit: int | None = _cpu_forward_rows() if self.device.type == "cpu" else None
+        self._forward_limit: int | None = None  # set when out of memory halves the batch
+        self._row_bytes = 0  # the probe's largest module output per row (per token for text)
         self._oom_reported = False
         if bb.modality == "text":
             self._tokenize()
@@ -213,13 +214,13 @@ class ExtractionRun:
         return not getattr(self.bb._loaded, "call_dims", None) and getattr(self.bb.adapter, "early_exit", True)
 
     def _forward_batch(self, cap: Capture, positions: np.ndarray, x: Any) -> Batch:
-        """The batch's outputs, from forward passes of at most `_forward_limit` rows each.
+        """The batch's outputs, from forward passes of at most `_pass_rows` rows each.
 
         Each slice's features are copied into the batch's arrays as soon as it is done, so at
         most one slice's outputs are held twice (not the whole batch).
         """
         n = len(positions)
-        step = self._forward_limit or n
+        step = self._pass_rows(x)
         if step >= n:
             return self._assemble(positions, self._capture(cap, x), [])
         features: dict[str, np.ndarray] = {}
@@ -236,6 +237,20 @@ class ExtractionRun:
             del part
         # coordinates are small, and their string widths may differ between slices
         return Batch(positions, features, {k: np.concatenate(v) for k, v in coords.items()}, [])
+
+    def _pass_rows(self, x: Any) -> int:
+        """Rows per forward pass for batch `x`: out of memory's limit; on a CPU, rows that keep
+        the largest module output near CPU_PASS_BYTES (text: at this batch's token width),
+        evened out (32 rows at 10 a pass run as 8, 8, 8, 8)."""
+        import torch
+
+        n = _rows_count(x)
+        rows = self._forward_limit or n
+        if self.device.type == "cpu" and self._row_bytes:
+            per_row = self._row_bytes * (int(x[0].shape[1]) if self.bb.modality == "text" else 1)
+            rows = min(rows, max(CPU_PASS_BYTES // per_row, torch.get_num_threads(), 1))
+        passes = -(-n // max(rows, 1))
+        return -(-n // passes) if n else 1
 
     def _capture(self, cap: Capture, x: Any) -> dict[str, list[Any]]:
         """One forward pass; out of memory halves the batch (reported once) and goes on."""
@@ -539,14 +554,21 @@ class ExtractionRun:
         if x is None:
             raise InputError(f"Input {self.inputs.ids[first]!r} cannot be used: {failed[0][1]}.")
         self._check_tensor_inputs(x)
-        with self.bb.forward_lock, torch.inference_mode(), self._context_hooks(x), Capture(self.bb.model, list(self._pools), self._transform, early_exit=self._early_exit) as cap:
-            try:
-                outputs = cap.run(lambda: self._forward(x))
-            except (RuntimeError, ValueError, AssertionError, TypeError) as e:
-                if self.inputs.kind != "tensor" or _is_oom(e):
-                    raise
-                raise InputError(f"The model rejected inputs of shape {tuple(x.shape)}: {str(e).splitlines()[0][:200]}") from None
-            self._output_index.update(cap.output_index)
+        sizes: list[int] = []
+        handles = [m.register_forward_hook(_largest_output(sizes)) for m in self.bb.model.modules() if not isinstance(m, torch.jit.ScriptModule)]
+        try:
+            with self.bb.forward_lock, torch.inference_mode(), self._context_hooks(x), Capture(self.bb.model, list(self._pools), self._transform, early_exit=self._early_exit) as cap:
+                try:
+                    outputs = cap.run(lambda: self._forward(x))
+                except (RuntimeError, ValueError, AssertionError, TypeError) as e:
+                    if self.inputs.kind != "tensor" or _is_oom(e):
+                        raise
+                    raise InputError(f"The model rejected inputs of shape {tuple(x.shape)}: {str(e).splitlines()[0][:200]}") from None
+                self._output_index.update(cap.output_index)
+        finally:
+            for h in handles:
+                h.remove()
+        self._row_bytes = max(sizes, default=0) // _rows_count(x) // (int(x[0].shape[1]) if self.bb.modality == "text" else 1)
         self._check_rows(outputs, _rows_count(x))
         specs = {}
         for t in self.targets:
@@ -752,10 +774,15 @@ def _cat_calls(parts: list[list[list[Any]]]) -> list[list[Any]]:
     return [[torch.cat(list(pools)) for pools in zip(*calls)] for calls in zip(*parts)]
 
 
-def _cpu_forward_rows() -> int:
+def _largest_output(sizes: list[int]) -> Any:
+    """A forward hook that appends the bytes of a module's largest output tensor to `sizes`."""
     import torch
 
-    return max(CPU_FORWARD_ROWS, torch.get_num_threads())
+    def hook(module: Any, args: Any, out: Any) -> None:
+        items = out.values() if isinstance(out, dict) else out if isinstance(out, (tuple, list)) else (out,)
+        sizes.extend(t.numel() * t.element_size() for t in items if isinstance(t, torch.Tensor))
+
+    return hook
 
 
 def _numpy(x: Any) -> np.ndarray:

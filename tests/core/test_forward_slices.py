@@ -18,7 +18,13 @@ def _rows_seen(model):
     return seen, handle
 
 
-def test_default_cpu_slices_hold_the_values_of_one_forward_over_the_batch():
+def _even(n, rows):
+    passes = -(-n // rows)
+    step = -(-n // passes)
+    return [min(step, n - i) for i in range(0, n, step)]
+
+
+def test_cpu_passes_are_sized_by_the_largest_module_output_and_hold_one_forwards_values(monkeypatch):
     from torchvision.models.feature_extraction import create_feature_extractor
 
     torch.manual_seed(0)
@@ -26,13 +32,16 @@ def test_default_cpu_slices_hold_the_values_of_one_forward_over_the_batch():
     x = torch.randn(20, 3, 48, 80)  # not square: the slices keep the layout
     with torch.no_grad():
         want = create_feature_extractor(bb.model, return_nodes=["layer1", "layer4"])(x)
+    largest = 64 * 24 * 40 * 4  # resnet18's widest output per row: conv1's 64 x H/2 x W/2 floats
+    assert bb.prepare(x[:1], layers=["layer4"])._row_bytes == largest
+    rows = max(6, torch.get_num_threads())
+    monkeypatch.setattr(engine_run, "CPU_PASS_BYTES", 6 * largest)  # six rows a pass
     seen, handle = _rows_seen(bb.model)
     try:
         ds = bb.extract(x, layers=["layer1", "layer4"], batch_size=20, progress=False)
     finally:
         handle.remove()
-    rows = max(engine_run.CPU_FORWARD_ROWS, torch.get_num_threads())
-    assert seen[-len(range(0, 20, rows)) :] == [min(rows, 20 - i) for i in range(0, 20, rows)]
+    assert seen[-len(_even(20, rows)) :] == _even(20, rows)  # 5, 5, 5, 5 on up to 6 threads
     for layer in ("layer1", "layer4"):
         got = ds[layer][layer]
         assert got.dims == ("sample", "channel", "y", "x")
@@ -40,11 +49,16 @@ def test_default_cpu_slices_hold_the_values_of_one_forward_over_the_batch():
 
 
 def test_stacked_nodes_from_slices_land_in_one_batch(monkeypatch):
-    monkeypatch.setattr(engine_run, "_cpu_forward_rows", lambda: 2)
+    monkeypatch.setattr(engine_run, "CPU_PASS_BYTES", 1)  # one row per torch thread
     vit = nbfeat.load("timm:vit_tiny_patch16_224", pretrained=False, model_kwargs={"img_size": 32})
     x = torch.randn(5, 3, 32, 32)
     run = vit.prepare(x, nodes=["attn", "block"], batch_size=5)
-    (batch,) = list(run.iter_batches())  # one batch of 5 from passes of 2, 2 and 1
+    seen, handle = _rows_seen(vit.model)
+    try:
+        (batch,) = list(run.iter_batches())  # one batch of 5 from several passes
+    finally:
+        handle.remove()
+    assert seen == _even(5, torch.get_num_threads())  # 2, 2, 1 on two threads
     assert batch.positions.tolist() == [0, 1, 2, 3, 4]
     want, hooks = [], [b.register_forward_hook(lambda m, a, out: want.append(out.clone())) for b in vit.model.blocks]
     try:
@@ -59,7 +73,7 @@ def test_stacked_nodes_from_slices_land_in_one_batch(monkeypatch):
 
 def test_text_slices_share_their_batch_width_and_keep_hf_values(gpt2, monkeypatch):  # noqa: F811
     path, lm = gpt2
-    monkeypatch.setattr(engine_run, "_cpu_forward_rows", lambda: 2)
+    monkeypatch.setattr(engine_run, "CPU_PASS_BYTES", 1)  # one row per torch thread
     seen, handle = _widths(lm)
     rows, rows_handle = _rows_seen(lm.model)
     try:
@@ -67,8 +81,9 @@ def test_text_slices_share_their_batch_width_and_keep_hf_values(gpt2, monkeypatc
     finally:
         handle.remove()
         rows_handle.remove()
-    assert rows[-5:] == [2, 2, 2, 2, 1]
-    assert len(set(seen[-5:])) == 1  # every slice at the batch's longest text
+    want_rows = _even(len(TEXTS), torch.get_num_threads())
+    assert rows[-len(want_rows) :] == want_rows
+    assert len(set(seen[-len(want_rows) :])) == 1  # every pass at the batch's longest text
     assert list(ds["text"].values) == TEXTS
     for i, text in enumerate(TEXTS):
         hs = _hidden_states_alone(path, text)
@@ -79,7 +94,8 @@ def test_text_slices_share_their_batch_width_and_keep_hf_values(gpt2, monkeypatc
 
 
 @pytest.mark.parametrize("batch_size", [1, 3])
-def test_batches_smaller_than_a_slice_run_whole(batch_size):
+def test_small_rows_run_whole_batches(batch_size):
+    """32 px resnet18 rows are far below CPU_PASS_BYTES: one pass per batch."""
     torch.manual_seed(0)
     bb = nbfeat.load("torchvision:resnet18", pretrained=False)
     seen, handle = _rows_seen(bb.model)

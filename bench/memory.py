@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from bench.common import OUT, emit, python_module, run_json
+from bench.common import OUT, emit, peak_rss_mib, python_module, run_json
 
 GOAL_MIB = 2048
 MODEL, LAYER = "torchvision:resnet50", "layer3"
@@ -148,7 +148,7 @@ def _child(images: str, store: str, batch_size: int) -> None:
             "images_per_s": round(n / seconds, 2),
             "baseline_mib": round(baseline, 1),
             "peak_tree_mib": round(peak[0], 1),
-            "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "max_rss_mib": round(peak_rss_mib(), 1),  # VmHWM: ru_maxrss carries the parent's across exec
             "max_rss_children_mib": round(
                 resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
             ),

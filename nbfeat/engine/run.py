@@ -35,9 +35,10 @@ from nbfeat.models.adapters.base import MAP, Context, chain
 # (the probe measures it per row). A CPU's throughput is flat from a few rows per pass up
 # (resnet50, ViT-S/16, ConvNeXt-T on 2 cores: within 5% from 4 to 32 rows), while the
 # activations, and so the peak memory, grow with the rows: resnet50 (3.2 MB a row) runs a
-# batch of 32 as four passes of 8 (layer1 and avgpool to zarr on 96 JPEGs: peak RSS 1390
-# MiB against 2021 in one pass, same speed). Small rows (a 64 px UNet, short texts) run
-# whole, where per-pass overhead would show. At least one row per torch thread.
+# batch of 32 as four passes of 8 (ViT-S/16 then resnet50 layer1, layer3, avgpool to zarr on
+# 96 JPEGs, twice in one process: peak RSS 1474 MiB against 2021 in one pass, same speed).
+# Small rows (a 64 px UNet, short texts) run whole, where per-pass overhead would show.
+# At least one row per torch thread.
 CPU_PASS_BYTES = 32 << 20
 
 
@@ -775,7 +776,7 @@ def _cat_calls(parts: list[list[list[Any]]]) -> list[list[Any]]:
 
 
 def _largest_output(sizes: list[int]) -> Any:
-    """A forward hook that appends the bytes of a module's largest output tensor to `sizes`."""
+    """A forward hook that appends the bytes of every tensor a module outputs to `sizes`."""
     import torch
 
     def hook(module: Any, args: Any, out: Any) -> None:

@@ -1,5 +1,5 @@
-"""On a CPU a batch runs as forward passes of a few rows each (lower peak memory, same speed):
-the values are those of the library's own forward over the whole batch, in the user's order."""
+"""On a CPU a batch runs as forward passes sized by the largest module output (lower peak
+memory, same speed): the values are those of one forward over the whole batch, in order."""
 
 from __future__ import annotations
 
@@ -70,6 +70,7 @@ def test_stacked_nodes_from_slices_land_in_one_batch(monkeypatch):
     assert batch.features["block"].shape[:2] == (5, len(want))
     for d, w in enumerate(want):
         np.testing.assert_allclose(batch.features["block"][:, d], w.numpy(), rtol=1e-5, atol=1e-5)
+
 
 def test_text_slices_share_their_batch_width_and_keep_hf_values(gpt2, monkeypatch):  # noqa: F811
     path, lm = gpt2

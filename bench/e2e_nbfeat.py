@@ -80,7 +80,7 @@ def main() -> None:
             "sink": sink,
             "num_workers": prep._workers(n),
             # rows per forward pass for a full batch (engine.run: sized by the largest module output)
-            "pass_rows": prep._pass_rows(torch.empty(req["batch_size"], 0)),
+            "pass_rows": prep._pass_rows(torch.empty(1, prep._row_elements).expand(req["batch_size"], -1)),
             "max_rss_mib": peak_rss_mib(),
             "imports_s": imports_s,
             "torch_version": torch.__version__,

@@ -115,7 +115,8 @@ class ExtractionRun:
         self._text_failed: dict[int, str] = {}
         self._split_calls: set[str] = set()
         self._forward_limit: int | None = None  # set when out of memory halves the batch
-        self._row_bytes = 0  # the probe's largest module output per row (per token for text)
+        self._row_bytes = 0  # the probe's largest module output per row, for its input's size
+        self._row_elements = 1  # elements of one row of the probe's input (text: its tokens)
         self._oom_reported = False
         if bb.modality == "text":
             self._tokenize()
@@ -241,14 +242,14 @@ class ExtractionRun:
 
     def _pass_rows(self, x: Any) -> int:
         """Rows per forward pass for batch `x`: out of memory's limit; on a CPU, rows that keep
-        the largest module output near CPU_PASS_BYTES (text: at this batch's token width),
-        evened out (32 rows at 10 a pass run as 8, 8, 8, 8)."""
+        the largest module output near CPU_PASS_BYTES, evened out (32 rows at 10 a pass run as
+        8, 8, 8, 8). The probe's output size scales with the input's (text: its token width)."""
         import torch
 
         n = _rows_count(x)
         rows = self._forward_limit or n
         if self.device.type == "cpu" and self._row_bytes:
-            per_row = self._row_bytes * (int(x[0].shape[1]) if self.bb.modality == "text" else 1)
+            per_row = max(1, self._row_bytes * _row_elements(x) // self._row_elements)
             rows = min(rows, max(CPU_PASS_BYTES // per_row, torch.get_num_threads(), 1))
         passes = -(-n // max(rows, 1))
         return -(-n // passes) if n else 1
@@ -569,7 +570,7 @@ class ExtractionRun:
         finally:
             for h in handles:
                 h.remove()
-        self._row_bytes = max(sizes, default=0) // _rows_count(x) // (int(x[0].shape[1]) if self.bb.modality == "text" else 1)
+        self._row_bytes, self._row_elements = max(sizes, default=0) // _rows_count(x), _row_elements(x)
         self._check_rows(outputs, _rows_count(x))
         specs = {}
         for t in self.targets:
@@ -753,6 +754,12 @@ def _rows(x: Any, sl: slice) -> Any:
 
 def _rows_count(x: Any) -> int:
     return int((x[0] if isinstance(x, tuple) else x).shape[0])
+
+
+def _row_elements(x: Any) -> int:
+    """Elements of one row of the model's (first) input: C x H x W pixels, or a text's tokens."""
+    t = x[0] if isinstance(x, tuple) else x
+    return max(1, int(t.numel()) // max(1, int(t.shape[0])))
 
 
 def _is_oom(e: BaseException) -> bool:
